@@ -1,0 +1,33 @@
+// weft/detail/wait.hpp: blocking on a condition, the way weft's futures and groups do.
+//
+// Waiters park on an *address* in a process-wide table (like C++20 atomic::wait and
+// oneTBB's wait_context), not on the waited object itself. A notifier therefore touches
+// nothing of the object after its final state change: the object may be destroyed by a
+// waiter that saw the change before the notifier's call returns.
+//
+// Protocol: the notifier makes `pred` true with a seq_cst operation and then calls
+// notify_address (which reads the table with seq_cst); the waiter enlists in the table
+// (seq_cst) and then re-evaluates `pred`. One of the two sees the other.
+//
+// On a worker thread, waiting runs other tasks of that worker's pool while `pred` is false
+// (help-while-waiting), and parks the worker, still available to be woken for new work,
+// when there is nothing to run. On any other thread it blocks in the kernel.
+#pragma once
+
+#include <chrono>
+
+namespace weft::detail {
+
+using wait_pred = bool (*)(const void* ctx) noexcept;
+
+// Returns true once pred(ctx) holds, false if `deadline` passed first.
+bool wait_until(const void* key, wait_pred pred, const void* ctx,
+                std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
+
+// Wakes every waiter enlisted on `key`. Cheap when nobody waits (one load).
+void notify_address(const void* key) noexcept;
+
+// True when the calling thread is a worker of any weft pool.
+bool on_worker_thread() noexcept;
+
+}  // namespace weft::detail

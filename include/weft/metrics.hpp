@@ -1,0 +1,22 @@
+// weft/metrics.hpp: a snapshot of a pool's counters.
+//
+// Counters are kept per worker by their owner thread (no shared cache line is written per
+// task) and summed when a snapshot is taken, so a snapshot taken while tasks run is
+// approximate: each field is exact for some instant, not all fields for the same one.
+#pragma once
+
+#include <cstdint>
+
+namespace weft {
+
+struct metrics {
+  unsigned workers = 0;
+  std::uint64_t queued = 0;     // waiting in the injection queue and the workers' deques
+  std::uint64_t running = 0;    // tasks being executed right now (nested help counts once per level)
+  std::uint64_t completed = 0;  // tasks that returned normally
+  std::uint64_t failed = 0;     // tasks that ended with an exception (delivered to a future or the handler)
+  std::uint64_t steals = 0;     // tasks taken from another worker's deque
+  std::uint64_t parks = 0;      // times a worker went to sleep
+};
+
+}  // namespace weft

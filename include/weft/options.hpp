@@ -1,0 +1,64 @@
+// weft/options.hpp: how a pool is configured.
+//
+// Every field has a usable default; `pool_options{}` gives a pool with one worker per
+// usable core, pinned compactly. The pool validates the options in its constructor and
+// throws std::invalid_argument whose message names the offending field:
+//
+// | field           | valid values                                  | meaning of the edge values                 |
+// |-----------------|-----------------------------------------------|--------------------------------------------|
+// | workers         | >= 0                                          | 0: one per usable core (see below)         |
+// | pinning         | any pin_policy                                | explicit_list needs pus                    |
+// | pus             | distinct PUs inside the allowed cpuset        | used only with pin_policy::explicit_list;  |
+// |                 | (OS indices, as `taskset`/hwloc print them)   | worker i is pinned to pus[i % pus.size()]  |
+// | name            | any; at most 10 characters are kept           | thread names are "<name>:<index>"          |
+// | spin_rounds     | 0 .. 1'000'000                                | 0: park as soon as no work is found        |
+// | deque_capacity  | power of two in [2, 2^30]                     | initial slots of each worker's deque       |
+//
+// "Usable cores" is the number of cores in the process's allowed cpuset (taskset, cgroup
+// cpuset, an MPI launcher's binding), further capped by a cgroup v2 CPU quota (cpu.max),
+// rounded up, and never less than 1. Where hwloc cannot describe the machine it falls
+// back to std::thread::hardware_concurrency().
+//
+// The environment variables WEFT_WORKERS and WEFT_PIN (none|compact|scatter) override
+// `workers` and `pinning` when `read_environment` is true (see pool.hpp).
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace weft {
+
+enum class pin_policy {
+  none,           // workers float; the OS places them
+  compact,        // one worker per core, filling cores in topology order before SMT siblings
+  scatter,        // spread round-robin across packages, then L3 groups, then cores
+  explicit_list,  // worker i on pus[i % pus.size()]
+};
+
+// Name of a policy as used by WEFT_PIN and weft-topo ("none", "compact", ...).
+std::string_view to_string(pin_policy p) noexcept;
+// Parses a policy name; throws std::invalid_argument naming `option` on anything else.
+pin_policy parse_pin_policy(std::string_view text, std::string_view option = "pinning");
+
+struct pool_options {
+  int workers = 0;
+  pin_policy pinning = pin_policy::compact;
+  std::vector<unsigned> pus;
+  std::string name = "weft";
+  unsigned spin_rounds = 64;
+  std::size_t deque_capacity = 256;
+  // Where the pool reports things once (pinning unavailable, a task's exception that had
+  // nowhere else to go). Default: a line on stderr. Called from any thread; must not throw.
+  std::function<void(std::string_view)> logger;
+  // Receives the exception of a fire-and-forget task (post). Default: the logger.
+  std::function<void(std::exception_ptr)> on_task_exception;
+  // Read WEFT_WORKERS / WEFT_PIN from the environment (they override the fields above).
+  bool read_environment = false;
+};
+
+}  // namespace weft

@@ -1,0 +1,9 @@
+// weft/weft.hpp: everything.
+#pragma once
+
+#include "weft/errors.hpp"
+#include "weft/future.hpp"
+#include "weft/metrics.hpp"
+#include "weft/options.hpp"
+#include "weft/pool.hpp"
+#include "weft/task_group.hpp"

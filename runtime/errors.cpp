@@ -1,0 +1,16 @@
+// runtime/errors.cpp: names of statuses.
+#include "weft/errors.hpp"
+
+namespace weft {
+
+const char* to_string(submit_status s) noexcept {
+  switch (s) {
+    case submit_status::accepted:
+      return "accepted";
+    case submit_status::closed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+}  // namespace weft

@@ -1,0 +1,248 @@
+// runtime/sleep.hpp: how idle workers park and how new work wakes them.
+//
+// The protocol follows the searching/parked split of Go's scheduler and Tokio's idle.rs:
+// a worker with no work first *searches* (steals, polls the injection queue) for a bounded
+// number of rounds, then *parks*. At most about half the workers search at once.
+//
+// State (one 64-bit atomic word, see `idle_word`):
+//   searching  workers currently looking for work
+//   unparked   workers not parked (running a task, searching, or about to park)
+// plus, under `mu_`: the list of parked workers and which of them are parked inside a wait
+// (a task blocked on a future or group, see wait.cpp).
+//
+// Invariant (no lost wake-up): whenever work is visible in a queue, either some worker is
+// searching and will see it, or some unparked worker will run it, or a parked worker is
+// being woken. Transitions, and why each keeps it:
+//   T1 notify_work (after publishing work): fence(seq_cst), then read the state. If nobody
+//      searches and someone is parked, wake one parked worker *as a searcher*. The fence
+//      pairs with the seq_cst RMW of T3: either the parking searcher's re-check sees the
+//      work, or our read sees searching == 0 and we wake someone.
+//   T2 end_search (a searcher found work): if it was the last searcher it calls notify_work,
+//      so remaining queued work still has a searcher or a waker (Go's "spinning M" rule).
+//   T3 begin_park (searcher gives up): under mu_, decrement unparked and searching (seq_cst)
+//      and enlist. If it was the last searcher, the caller re-checks every queue *after*
+//      this RMW and calls notify_work if it finds anything (it may wake itself).
+//   T4 park blocks until unparked; an unpark that comes first leaves a token, so a wake
+//      between T3 and T4 is not lost.
+//   A worker that parks without having searched (the half limit) does so only while other
+//   workers search; they are covered by T2/T3.
+// Local spawns use notify_work_relaxed: a relaxed read of the state without the fence.
+// That may miss a worker that is parking at that instant, which costs parallelism, never
+// progress: the spawner itself runs everything in its own deque before it parks. (Like
+// oneTBB: "TBB allows parallelism, but never promises parallelism".)
+//
+// Shutdown: once the pool is closing, the worker whose begin_park makes `unparked` zero
+// (with no worker parked inside a wait) re-checks every queue; if all are empty no task can
+// appear any more (external submission is closed, nothing runs), so it calls wake_all with
+// `terminate` set and every worker exits. close() itself calls wake_all after setting the
+// closing flag, so a pool that was already idle goes through the same path.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace weft::detail {
+
+// Layout of the state word:
+//   bits 63..32  unparked   (workers not parked)
+//   bits 31..0   searching  (workers looking for work)
+class idle_word {
+ public:
+  static constexpr std::uint64_t one_searching = 1;
+  static constexpr std::uint64_t one_unparked = std::uint64_t{1} << 32;
+  static_assert((one_searching & (one_unparked - 1)) == one_searching && (one_unparked >> 32) == 1,
+                "searching occupies the low half, unparked the high half");
+
+  constexpr explicit idle_word(std::uint64_t raw) noexcept : raw_(raw) {}
+  constexpr std::uint32_t searching() const noexcept { return static_cast<std::uint32_t>(raw_); }
+  constexpr std::uint32_t unparked() const noexcept { return static_cast<std::uint32_t>(raw_ >> 32); }
+  static constexpr std::uint64_t make(std::uint32_t unparked, std::uint32_t searching) noexcept {
+    return (std::uint64_t{unparked} << 32) | searching;
+  }
+
+ private:
+  std::uint64_t raw_;
+};
+
+// Platform: a Sync policy (see weft/detail/sync.hpp) plus `mutex` (lock/unlock) and
+// `parker` (park(), unpark(), and optionally park_until(deadline) -> bool woken).
+template <class Platform>
+class sleep_protocol {
+  using atomic_word = typename Platform::template atomic<std::uint64_t>;
+  using atomic_flag = typename Platform::template atomic<bool>;
+
+ public:
+  explicit sleep_protocol(unsigned workers)
+      : workers_(workers), parkers_(workers), asleep_(workers, 0), in_wait_(workers, 0), as_searcher_(workers, 0) {
+    sleepers_.reserve(workers);
+    // relaxed: construction precedes the start of every worker thread.
+    state_.store(idle_word::make(workers, 0), Platform::relaxed);
+  }
+
+  unsigned workers() const noexcept { return workers_; }
+  idle_word load() const noexcept {
+    // relaxed: a snapshot for metrics and heuristics only.
+    return idle_word(state_.load(Platform::relaxed));
+  }
+  bool terminating() const noexcept {
+    // acquire: pairs with the release store in wake_all(terminate=true); a worker that sees
+    // it exits, and must see everything done before termination was decided.
+    return terminate_.load(Platform::acquire);
+  }
+
+  // T1, full version: for work published from outside the pool, or when the caller needs the
+  // guarantee.
+  void notify_work() {
+    // seq_cst: pairs with the seq_cst RMW in begin_park (T3): the work we published before
+    // this fence is seen by the last searcher's re-check, or we see its decrement.
+    Platform::fence(Platform::seq_cst);
+    // relaxed: ordered by the fence above.
+    if (!should_wake(idle_word(state_.load(Platform::relaxed)))) return;
+    wake_one_searcher();
+  }
+
+  // T1, weakened for spawns from a worker (see the header comment).
+  void notify_work_relaxed() {
+    // relaxed: deliberately no fence; a stale answer only delays parallelism.
+    if (should_wake(idle_word(state_.load(Platform::relaxed)))) wake_one_searcher();
+  }
+
+  // A worker wants to search. False when about half the workers already do.
+  bool try_begin_search() {
+    // relaxed: the limit is a heuristic; the RMW below is what counts.
+    const idle_word s(state_.load(Platform::relaxed));
+    if (2 * s.searching() >= workers_) return false;
+    // seq_cst: searching counts are read by notify_work after its fence (T1).
+    state_.fetch_add(idle_word::one_searching, Platform::seq_cst);
+    return true;
+  }
+
+  // T2: a searcher found work. Calls notify_work itself if it was the last searcher.
+  void end_search() {
+    // seq_cst: the same total order as T1/T3 on the state word.
+    const idle_word prev(state_.fetch_sub(idle_word::one_searching, Platform::seq_cst));
+    if (prev.searching() == 1) notify_work();
+  }
+
+  struct park_ticket {
+    bool last_searcher;  // caller must re-check all queues and notify_work on finding work
+    bool last_awake;     // nobody else unparked and nobody parked inside a wait
+  };
+
+  // T3: enlist worker w as parked. in_wait: the worker is blocked inside a task.
+  park_ticket begin_park(unsigned w, bool was_searching, bool in_wait) {
+    std::lock_guard lock(mu_);
+    const std::uint64_t dec = idle_word::one_unparked + (was_searching ? idle_word::one_searching : 0);
+    // seq_cst: pairs with the fence in notify_work (T1).
+    const idle_word prev(state_.fetch_sub(dec, Platform::seq_cst));
+    sleepers_.push_back(w);
+    asleep_[w] = 1;
+    as_searcher_[w] = 0;
+    in_wait_[w] = in_wait ? 1 : 0;
+    waiting_ += in_wait ? 1 : 0;
+    return {was_searching && prev.searching() == 1, prev.unparked() == 1 && waiting_ == 0};
+  }
+
+  // T4: block until woken.
+  void park(unsigned w) { parkers_[w].park(); }
+
+  // After park returns: whether the waker counted w as a searcher (wake_one_searcher), in
+  // which case w must search and later call end_search or begin_park(was_searching=true).
+  // Written under mu_ only while w is enlisted; read by w after the parker's
+  // unpark->park edge, so it needs no lock.
+  bool woke_as_searcher(unsigned w) const noexcept { return as_searcher_[w] != 0; }
+
+  // T4 with a time limit. Returns false on timeout, with the worker still enlisted: the
+  // caller then calls cancel_park.
+  template <class Deadline>
+  bool park_until(unsigned w, Deadline deadline) {
+    return parkers_[w].park_until(deadline);
+  }
+
+  // Takes w off the parked list if it is still there (true). False means a waker already
+  // took it and its token is on the way: the caller must park() once to consume it.
+  bool cancel_park(unsigned w) {
+    std::lock_guard lock(mu_);
+    if (!asleep_[w]) return false;
+    unlist(w);
+    // seq_cst: same total order as T1/T3.
+    state_.fetch_add(idle_word::one_unparked, Platform::seq_cst);
+    return true;
+  }
+
+  // Wakes worker w if it is parked (the waited-for object of a blocked task completed).
+  void wake_worker(unsigned w) {
+    {
+      std::lock_guard lock(mu_);
+      if (!asleep_[w]) return;
+      unlist(w);
+      // seq_cst: same total order as T1/T3.
+      state_.fetch_add(idle_word::one_unparked, Platform::seq_cst);
+    }
+    parkers_[w].unpark();
+  }
+
+  // Wakes every parked worker; with terminate, they exit.
+  void wake_all(bool terminate) {
+    // release: pairs with the acquire in terminating().
+    if (terminate) terminate_.store(true, Platform::release);
+    std::vector<unsigned> woken;
+    {
+      std::lock_guard lock(mu_);
+      woken.swap(sleepers_);
+      sleepers_.reserve(workers_);
+      for (unsigned w : woken) {
+        asleep_[w] = 0;
+        waiting_ -= in_wait_[w];
+        in_wait_[w] = 0;
+      }
+      // seq_cst: same total order as T1/T3.
+      state_.fetch_add(idle_word::one_unparked * woken.size(), Platform::seq_cst);
+    }
+    for (unsigned w : woken) parkers_[w].unpark();
+  }
+
+ private:
+  bool should_wake(idle_word s) const noexcept { return s.searching() == 0 && s.unparked() < workers_; }
+
+  void wake_one_searcher() {
+    unsigned w;
+    {
+      std::lock_guard lock(mu_);
+      // relaxed: re-checked under mu_, which every enlisting/unlisting transition holds.
+      if (!should_wake(idle_word(state_.load(Platform::relaxed)))) return;
+      // Prefer a worker parked idle over one parked inside a wait: the latter only runs
+      // other work until its own wait completes.
+      auto it = std::find_if(sleepers_.rbegin(), sleepers_.rend(), [&](unsigned s) { return !in_wait_[s]; });
+      w = it != sleepers_.rend() ? *it : sleepers_.back();
+      unlist(w);
+      as_searcher_[w] = 1;
+      // seq_cst: same total order as T1/T3. The woken worker starts as a searcher.
+      state_.fetch_add(idle_word::one_unparked + idle_word::one_searching, Platform::seq_cst);
+    }
+    parkers_[w].unpark();
+  }
+
+  // Requires mu_.
+  void unlist(unsigned w) {
+    sleepers_.erase(std::find(sleepers_.begin(), sleepers_.end(), w));
+    asleep_[w] = 0;
+    waiting_ -= in_wait_[w];
+    in_wait_[w] = 0;
+  }
+
+  const unsigned workers_;
+  atomic_word state_{0};
+  atomic_flag terminate_{false};
+  std::vector<typename Platform::parker> parkers_;
+  typename Platform::mutex mu_;
+  std::vector<unsigned> sleepers_;  // guarded by mu_
+  std::vector<char> asleep_;        // guarded by mu_
+  std::vector<char> in_wait_;       // guarded by mu_
+  std::vector<char> as_searcher_;   // written under mu_ while w is enlisted; see woke_as_searcher
+  unsigned waiting_ = 0;            // guarded by mu_: parked workers that are inside a wait
+};
+
+}  // namespace weft::detail
