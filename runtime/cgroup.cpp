@@ -71,9 +71,12 @@ std::optional<unsigned> cgroup_cpu_quota(const std::string& cgroup_root, const s
   try {
     const std::optional<std::string> own = own_cgroup(proc_self_cgroup);
     if (!own) return std::nullopt;
-    // A cgroup outside our cgroup namespace shows as "/../.."; its files are not visible.
-    fs::path relative = fs::path(*own).lexically_normal().relative_path();
-    if (!relative.empty() && *relative.begin() == "..") return std::nullopt;
+    // A cgroup outside our cgroup namespace shows as "/../x"; its files are not visible
+    // to us (and lexically_normal would turn "/../x" into "/x", someone else's cgroup).
+    for (const fs::path& part : fs::path(*own)) {
+      if (part == "..") return std::nullopt;
+    }
+    fs::path relative = fs::path(*own).relative_path();
     // A parent's cpu.max throttles all its descendants, so the effective quota is the
     // smallest on the way from our cgroup up to the root.
     std::optional<unsigned> quota;

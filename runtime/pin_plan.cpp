@@ -105,7 +105,10 @@ void validate_explicit(const topology& topo, const std::vector<unsigned>& pus) {
     if (!seen.insert(pu).second) throw std::invalid_argument("pus: PU " + std::to_string(pu) + " is listed twice");
     if (find_pu(topo, pu) == nullptr) {
       std::string allowed;
-      for (const pu_info& p : topo.pus) allowed += (allowed.empty() ? "" : ",") + std::to_string(p.os_index);
+      for (const pu_info& p : topo.pus) {
+        if (!allowed.empty()) allowed += ',';
+        allowed += std::to_string(p.os_index);  // appended: a+b chains trip g++ 12's -Wrestrict (PR 105329)
+      }
       throw std::invalid_argument("pus: PU " + std::to_string(pu) + " is not in the allowed cpuset {" + allowed + "}");
     }
   }

@@ -1,11 +1,14 @@
-// runtime/pool.cpp: pool construction, external submission, close, metrics.
-// The shutdown protocol is written at the top of pool_impl.hpp.
+// runtime/pool.cpp: pool construction, external submission, close/stop, metrics.
+// The shutdown and stopping protocols are written at the top of pool_impl.hpp.
 #include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <thread>
 
+#include "fork.hpp"
+#include "futex.hpp"
 #include "pool_impl.hpp"
+#include "timer.hpp"
 #include "topology.hpp"
 #include "weft/pool.hpp"
 
@@ -13,10 +16,12 @@ namespace weft::detail {
 namespace {
 
 std::string describe_plan(const topology& topo, const std::vector<std::optional<unsigned>>& plan, pin_policy policy) {
-  std::string s = topo.description + "; " + std::to_string(plan.size()) + " workers, pinning " +
-                  std::string(to_string(policy)) + ":";
+  // Built with append: g++ 12 warns (-Wrestrict, PR 105329) on chains of operator+ here.
+  std::string s = topo.description;
+  s.append("; ").append(std::to_string(plan.size())).append(" workers, pinning ").append(to_string(policy)).append(":");
   for (std::size_t i = 0; i < plan.size(); ++i) {
-    s += " " + std::to_string(i) + "->" + (plan[i] ? "PU" + std::to_string(*plan[i]) : std::string("any"));
+    s.append(" ").append(std::to_string(i)).append("->");
+    s.append(plan[i] ? "PU" + std::to_string(*plan[i]) : std::string("any"));
   }
   return s;
 }
@@ -27,6 +32,8 @@ pool_impl::pool_impl(pool_options options)
     : topo_(discover_topology()),
       options_(resolve_options(std::move(options), topo_)),
       sleep_(static_cast<unsigned>(options_.workers)) {
+  install_fork_handlers();
+  fork_generation_ = fork_generation();
   const unsigned n = static_cast<unsigned>(options_.workers);
   std::vector<std::optional<unsigned>> plan = plan_pins(topo_, options_.pinning, n, options_.pus);
   if (options_.pinning != pin_policy::none && !topo_.can_bind) {
@@ -37,20 +44,25 @@ pool_impl::pool_impl(pool_options options)
   auto buckets = victim_buckets(topo_, plan);
   workers_.reserve(n);
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<worker>(*this, i, plan[i], std::move(buckets[i])));
+  live_.store(n, std::memory_order_relaxed);  // relaxed: before any worker thread exists
   unsigned started = 0;
   try {
     for (; started < n; ++started) workers_[started]->start();
   } catch (...) {
     // Could not create every thread: shut down the ones that started, then report.
-    gate_.fetch_or(kClosedBit, std::memory_order_seq_cst);  // seq_cst: as in close (S1)
-    closing_.store(true, std::memory_order_seq_cst);        // seq_cst: as in close (S2)
+    close_gate();
+    closing_.store(true, std::memory_order_seq_cst);  // seq_cst: as in begin_drain (S2)
     sleep_.wake_all(true);
     for (unsigned i = 0; i < started; ++i) workers_[i]->join();
     throw;
   }
+  if (options_.stop_token.stop_possible()) {
+    base_link_.emplace(options_.stop_token, [this] { start_cancelling(); });
+  }
 }
 
 pool_impl::~pool_impl() {
+  base_link_.reset();  // no callback may run into a pool being destroyed
   close();
   task* t = nullptr;
   std::size_t leftover = 0;
@@ -58,21 +70,90 @@ pool_impl::~pool_impl() {
     discard_task(t);
     ++leftover;
   }
-  if (leftover != 0) log("weft: internal error: " + std::to_string(leftover) + " task(s) left after shutdown");
+  if (leftover != 0 && !forked()) log("weft: internal error: " + std::to_string(leftover) + " task(s) left after shutdown");
+  timer_.reset();  // after the workers: nothing schedules deadlines any more
 }
 
+bool pool_impl::forked() const noexcept { return fork_generation_ != fork_generation(); }
+
 bool pool_impl::inject(task* t) {
-  // seq_cst: pairs with close's fetch_or (S1): either close sees our count and waits for
-  // us, or we see its closed bit and back out.
+  if (forked()) return false;
+  // seq_cst: pairs with close_gate's fetch_or (S1): either close sees our count and waits
+  // for us, or we see its closed bit and back out.
   if (gate_.fetch_add(kSubmitter, std::memory_order_seq_cst) & kClosedBit) {
-    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: pairs with close's acquire wait
+    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: pairs with close_gate's acquire wait
     return false;
   }
   const bool queued = injector_.enqueue(t);
-  gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our enqueue precedes close's drain
+  gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our enqueue precedes the drain
   if (!queued) throw std::bad_alloc();
   sleep_.notify_work();
   return true;
+}
+
+void pool_impl::reinject(task* t) noexcept {
+  if (injector_.enqueue(t)) {
+    sleep_.notify_work();
+  } else {
+    run_task(*this, t);  // out of memory: running it out of isolation beats losing it
+  }
+}
+
+void pool_impl::close_gate() noexcept {
+  gate_.fetch_or(kClosedBit, std::memory_order_seq_cst);  // seq_cst: S1, pairs with inject
+  // acquire: pairs with the release decrements in inject, so their enqueues are visible.
+  while ((gate_.load(std::memory_order_acquire) >> 1) != 0) std::this_thread::yield();
+}
+
+void pool_impl::begin_drain() noexcept {
+  closing_.store(true, std::memory_order_seq_cst);  // seq_cst: S2, read by the last parker
+  sleep_.wake_all(false);
+}
+
+void pool_impl::start_cancelling() noexcept {
+  cancelling_.store(true, std::memory_order_seq_cst);  // seq_cst: S5; read relaxed per task
+  stop_.request_stop();
+}
+
+void pool_impl::cancel_everything() noexcept {
+  start_cancelling();
+  // S6: empty every queue from this thread too, cancelling each task.
+  task* t = nullptr;
+  for (bool found = true; found;) {
+    found = false;
+    while (injector_.try_dequeue(t)) {
+      found = true;
+      count_external(run_task(*this, t));
+    }
+    for (auto& w : workers_) {
+      for (steal_result r; (r = w->steal(t)) != steal_result::empty;) {
+        if (r != steal_result::success) continue;
+        found = true;
+        count_external(run_task(*this, t));
+      }
+    }
+  }
+  sleep_.wake_all(false);
+}
+
+bool pool_impl::wait_for_workers(std::chrono::steady_clock::time_point deadline) noexcept {
+  for (;;) {
+    // acquire: pairs with the release decrement in worker_exited.
+    const std::uint32_t live = live_.load(std::memory_order_acquire);
+    if (live == 0) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    futex_wait(live_, live, deadline);
+  }
+}
+
+void pool_impl::worker_exited() noexcept {
+  live_.fetch_sub(1, std::memory_order_release);  // release: pairs with wait_for_workers
+  futex_wake(live_, 1 << 30);
+}
+
+void pool_impl::join_workers() {
+  for (auto& w : workers_) w->join();
+  joined_ = true;
 }
 
 void pool_impl::close() {
@@ -81,13 +162,58 @@ void pool_impl::close() {
   }
   std::lock_guard lock(close_mu_);
   if (joined_) return;
-  gate_.fetch_or(kClosedBit, std::memory_order_seq_cst);  // seq_cst: S1, pairs with inject
-  // acquire: pairs with the release decrement in inject, so their enqueues are visible.
-  while ((gate_.load(std::memory_order_acquire) >> 1) != 0) std::this_thread::yield();
-  closing_.store(true, std::memory_order_seq_cst);  // seq_cst: S2, read by the last parker
-  sleep_.wake_all(false);
-  for (auto& w : workers_) w->join();
-  joined_ = true;
+  if (forked()) {  // the workers live in the parent only: nothing to drain, nobody to join
+    for (auto& w : workers_) w->abandon();
+    joined_ = true;
+    return;
+  }
+  close_gate();
+  begin_drain();
+  join_workers();
+}
+
+bool pool_impl::close_until(std::chrono::steady_clock::time_point deadline) {
+  if (worker* w = current_worker(); w != nullptr && &w->owner_pool() == this) {
+    throw std::logic_error("weft::pool::close() called from one of the pool's own workers: it would wait for itself");
+  }
+  std::lock_guard lock(close_mu_);
+  if (joined_) return true;
+  if (forked()) {
+    for (auto& w : workers_) w->abandon();
+    joined_ = true;
+    return true;
+  }
+  close_gate();
+  begin_drain();
+  if (wait_for_workers(deadline)) {
+    join_workers();
+    return true;
+  }
+  cancel_everything();
+  return false;  // workers finish (or stay stuck) on their own; close()/~pool joins them
+}
+
+void pool_impl::stop_now() {
+  if (worker* w = current_worker(); w != nullptr && &w->owner_pool() == this) {
+    throw std::logic_error("weft::pool::stop_now() called from one of the pool's own workers: it would wait for itself");
+  }
+  std::lock_guard lock(close_mu_);
+  if (joined_) return;
+  if (forked()) {
+    for (auto& w : workers_) w->abandon();
+    joined_ = true;
+    return;
+  }
+  close_gate();
+  closing_.store(true, std::memory_order_seq_cst);  // seq_cst: S2
+  cancel_everything();
+  join_workers();
+}
+
+timer_service& pool_impl::timer() {
+  std::lock_guard lock(timer_mu_);
+  if (!timer_) timer_ = std::make_unique<timer_service>(options_.name.substr(0, 10) + ":timer");
+  return *timer_;
 }
 
 bool pool_impl::any_work() const noexcept {
@@ -111,6 +237,14 @@ void pool_impl::log(std::string_view line) const noexcept {
   std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
 }
 
+void pool_impl::log_once_relaxed_isolation() noexcept {
+  // relaxed: a once-flag for a log line; the exchange alone decides who logs.
+  if (!relaxed_logged_.exchange(true, std::memory_order_relaxed)) {
+    log("weft: every worker is blocked waiting on a task_group while queued work none of them may run (isolation) "
+        "is pending; running it anyway so the pool does not hang (see weft/task_group.hpp)");
+  }
+}
+
 void pool_impl::report_exception(std::exception_ptr e) noexcept {
   try {
     if (options_.on_task_exception) {
@@ -119,15 +253,56 @@ void pool_impl::report_exception(std::exception_ptr e) noexcept {
     }
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    log(std::string("weft: a posted task threw: ") + ex.what());
+    log(std::string("weft: a task threw: ") + ex.what());
   } catch (...) {
-    log("weft: a posted task threw an exception not derived from std::exception");
+    log("weft: a task threw an exception not derived from std::exception");
   }
+}
+
+void pool_impl::count_external(task_result r) noexcept {
+  // relaxed: counters.
+  (r == task_result::ok ? ext_completed_ : r == task_result::failed ? ext_failed_ : ext_cancelled_)
+      .fetch_add(1, std::memory_order_relaxed);
+}
+
+metrics pool_impl::snapshot() const noexcept {
+  metrics m;
+  m.workers = size();
+  m.queued = injector_.size_approx();
+  // relaxed: counters (see metrics.hpp on snapshot consistency).
+  m.completed = ext_completed_.load(std::memory_order_relaxed);
+  m.failed = ext_failed_.load(std::memory_order_relaxed);
+  m.cancelled = ext_cancelled_.load(std::memory_order_relaxed);
+  m.rejected = rejected_.load(std::memory_order_relaxed);
+  latency_histogram::counts wait{}, run{};
+  std::uint64_t wait_max = 0, run_max = 0;
+  for (const auto& w : workers_) {
+    const auto c = w->read_counters();
+    m.queued += static_cast<std::uint64_t>(w->queued());
+    m.running += c.running;
+    m.completed += c.completed;
+    m.failed += c.failed;
+    m.cancelled += c.cancelled;
+    m.steals += c.steals;
+    m.parks += c.parks;
+    w->add_latencies(wait, wait_max, run, run_max);
+  }
+  m.queue_wait = latency_histogram::summarize(wait, wait_max);
+  m.run_time = latency_histogram::summarize(run, run_max);
+  return m;
 }
 
 }  // namespace weft::detail
 
 namespace weft {
+
+detail::pool_impl& impl_of(pool& p) noexcept;
+
+namespace {
+// One in kSampleEvery submissions per thread is stamped for the latency metrics.
+constexpr unsigned kSampleEvery = 64;
+thread_local unsigned sample_tick = 0;
+}  // namespace
 
 pool::pool(pool_options options) : impl_(std::make_unique<detail::pool_impl>(std::move(options))) {}
 
@@ -142,10 +317,20 @@ pool::~pool() {
 }
 
 void pool::enqueue(detail::task* t) {
-  if (try_enqueue(t) == submit_status::closed) throw pool_closed();
+  if (try_enqueue(t) == submit_status::closed) {
+    if (impl_->forked()) {
+      throw pool_closed("weft: this pool was created before fork(); in the child process it has no workers and "
+                        "accepts no tasks");
+    }
+    throw pool_closed();
+  }
 }
 
 submit_status pool::try_enqueue(detail::task* t) {
+  if (++sample_tick == kSampleEvery) {
+    sample_tick = 0;
+    t->stamp = detail::now_ns();
+  }
   detail::worker* w = detail::current_worker();
   try {
     if (w != nullptr && &w->owner_pool() == impl_.get()) {
@@ -154,39 +339,52 @@ submit_status pool::try_enqueue(detail::task* t) {
     }
     if (impl_->inject(t)) return submit_status::accepted;
   } catch (...) {  // bad_alloc from the deque or the queue: the task never ran
+    impl_->count_rejected();
     detail::discard_task(t);
     throw;
   }
+  impl_->count_rejected();
   detail::discard_task(t);
   return submit_status::closed;
 }
 
+void pool::enqueue_submission(detail::task* t, const std::shared_ptr<detail::submission_base>& s,
+                              const task_options& options) {
+  auto deadline = options.deadline;
+  if (options.timeout > std::chrono::steady_clock::duration::zero()) {
+    deadline = std::min(deadline, std::chrono::steady_clock::now() + options.timeout);
+  }
+  try {
+    if (deadline != std::chrono::steady_clock::time_point::max()) impl_->timer().schedule(deadline, s);
+    s->arm(options.stop_token, impl_->stop_token());
+  } catch (...) {
+    s->abandon();
+    detail::discard_task(t);
+    throw;
+  }
+  try {
+    enqueue(t);
+  } catch (...) {
+    s->abandon();
+    throw;
+  }
+}
+
 void pool::report_unobserved(std::exception_ptr e) noexcept { impl_->report_exception(std::move(e)); }
 void pool::close() { impl_->close(); }
+bool pool::close(std::chrono::steady_clock::time_point deadline) { return impl_->close_until(deadline); }
+void pool::stop_now() { impl_->stop_now(); }
 bool pool::closed() const noexcept { return impl_->closed(); }
+std::stop_token pool::get_stop_token() const noexcept { return impl_->stop_token(); }
 unsigned pool::size() const noexcept { return impl_->size(); }
 const std::string& pool::placement() const noexcept { return impl_->placement(); }
+metrics pool::stats() const noexcept { return impl_->snapshot(); }
 
 int pool::current_worker_index() const noexcept {
   detail::worker* w = detail::current_worker();
   return (w != nullptr && &w->owner_pool() == impl_.get()) ? static_cast<int>(w->index()) : -1;
 }
 
-metrics pool::stats() const noexcept {
-  metrics m;
-  m.workers = impl_->size();
-  m.queued = impl_->injector_size();
-  for (unsigned i = 0; i < impl_->size(); ++i) {
-    detail::worker& w = impl_->worker_at(i);
-    const auto c = w.read_counters();
-    m.queued += static_cast<std::uint64_t>(w.queued());
-    m.running += c.running;
-    m.completed += c.completed;
-    m.failed += c.failed;
-    m.steals += c.steals;
-    m.parks += c.parks;
-  }
-  return m;
-}
+detail::pool_impl& impl_of(pool& p) noexcept { return *p.impl_; }
 
 }  // namespace weft

@@ -9,16 +9,27 @@
 //      of the drain. The worker whose park makes every worker idle, with no worker blocked
 //      inside a wait, re-checks every queue; if all are empty while closing_, nothing can
 //      ever add work again (S1, and no task runs), so it terminates the pool
-//      (sleep.wake_all(true)) and every worker exits its loop.
+//      (sleep.wake_all(true)) and every worker exits its loop, counting itself out of
+//      `live_` (close(deadline) waits on that count).
 //   S4 close() joins the workers. Nothing can be left in any queue (S3); the destructor
 //      still discards anything it finds, which would be a bug, and says so.
+// Stopping (stop_now, a close deadline, the base token):
+//   S5 `cancelling_` is set (seq_cst) and the pool's stop source fires. From then on every
+//      task a worker dequeues completes as cancelled instead of running (task_mode::cancel);
+//      tasks spawned later are accepted and cancelled the same way.
+//   S6 The stopping thread itself also empties every queue (it steals from every deque and
+//      drains the injection queue, cancelling each task), so every future is ready when it
+//      returns even if all workers are stuck in tasks that ignore their stop token.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -28,10 +39,13 @@
 #include "sleep.hpp"
 #include "topology.hpp"
 #include "weft/detail/task.hpp"
+#include "weft/metrics.hpp"
 #include "weft/options.hpp"
 #include "worker.hpp"
 
 namespace weft::detail {
+
+class timer_service;
 
 class pool_impl {
  public:
@@ -40,7 +54,16 @@ class pool_impl {
 
   // External submission (S1). False when closed; the task is then not queued.
   bool inject(task* t);
+  // A task a worker may not run (isolation) goes back to the injection queue, bypassing the
+  // gate: it was accepted long ago. Runs it in place if the queue cannot allocate.
+  void reinject(task* t) noexcept;
+
   void close();
+  bool close_until(std::chrono::steady_clock::time_point deadline);
+  void stop_now();
+  // S5 without closing (the base token fired).
+  void start_cancelling() noexcept;
+
   bool closed() const noexcept {
     // acquire: pairs with the seq_cst fetch_or in close (S1).
     return (gate_.load(std::memory_order_acquire) & kClosedBit) != 0;
@@ -49,12 +72,28 @@ class pool_impl {
     // acquire: pairs with the seq_cst store in close (S2).
     return closing_.load(std::memory_order_acquire);
   }
+  bool cancelling() const noexcept {
+    // relaxed: S5 is a hint checked per task; a task that starts just after stop was
+    // requested may still run, which is the same as starting just before.
+    return cancelling_.load(std::memory_order_relaxed);
+  }
+  // True in a child process for a pool created before fork() (see fork.hpp).
+  bool forked() const noexcept;
   // Any task visible in any queue. Starts with a seq_cst fence: it is the re-check half of
   // the sleep protocol's T3 (see sleep.hpp).
   bool any_work() const noexcept;
 
+  std::stop_token stop_token() const noexcept { return stop_.get_token(); }
+  timer_service& timer();
+
   void report_exception(std::exception_ptr e) noexcept;
   void log(std::string_view line) const noexcept;
+  void log_once_relaxed_isolation() noexcept;
+
+  void count_rejected() noexcept { rejected_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: a counter
+  void count_external(task_result r) noexcept;
+  void worker_exited() noexcept;
+  metrics snapshot() const noexcept;
 
   const pool_options& options() const noexcept { return options_; }
   worker& worker_at(unsigned i) noexcept { return *workers_[i]; }
@@ -62,11 +101,16 @@ class pool_impl {
   sleep_protocol<std_platform>& sleep() noexcept { return sleep_; }
   moodycamel::ConcurrentQueue<task*>& injector() noexcept { return injector_; }
   const std::string& placement() const noexcept { return placement_; }
-  std::uint64_t injector_size() const noexcept { return injector_.size_approx(); }
 
  private:
   static constexpr std::uint64_t kClosedBit = 1;
   static constexpr std::uint64_t kSubmitter = 2;
+
+  void close_gate() noexcept;                        // S1
+  void begin_drain() noexcept;                       // S2
+  void cancel_everything() noexcept;                 // S5 + S6
+  bool wait_for_workers(std::chrono::steady_clock::time_point deadline) noexcept;
+  void join_workers();
 
   topology topo_;  // first: options_ is resolved against it
   pool_options options_;
@@ -74,14 +118,35 @@ class pool_impl {
   moodycamel::ConcurrentQueue<task*> injector_;
   sleep_protocol<std_platform> sleep_;
   std::vector<std::unique_ptr<worker>> workers_;
+  std::stop_source stop_;
+  std::optional<std::stop_callback<std::function<void()>>> base_link_;
   alignas(destructive_interference) std::atomic<std::uint64_t> gate_{0};
   std::atomic<bool> closing_{false};
+  std::atomic<bool> cancelling_{false};
+  std::atomic<std::uint32_t> live_{0};  // workers that have not exited; futex word for close_until
+  std::atomic<bool> relaxed_logged_{false};
+  // Tasks completed by non-worker threads helping a wait, and rejections.
+  std::atomic<std::uint64_t> ext_completed_{0}, ext_failed_{0}, ext_cancelled_{0}, rejected_{0};
+  std::mutex timer_mu_;
+  std::unique_ptr<timer_service> timer_;  // guarded by timer_mu_ until created
   std::mutex close_mu_;
   bool joined_ = false;  // guarded by close_mu_
+  unsigned fork_generation_ = 0;
 };
+
+// Runs (or cancels, when the pool is stopping) one task on the calling thread, with its
+// group as the thread's current scope, routing an escaped exception to the pool; frees the
+// block. Used by workers and by non-worker threads helping a wait.
+task_result run_task(pool_impl& pool, task* t) noexcept;
 
 // Validates options (after applying the environment when asked) and resolves the worker
 // count; throws std::invalid_argument naming the option. Defined in options.cpp.
 pool_options resolve_options(pool_options options, const topology& topo);
 
 }  // namespace weft::detail
+
+namespace weft {
+class pool;
+// The implementation behind a pool (runtime-internal).
+detail::pool_impl& impl_of(pool& p) noexcept;
+}  // namespace weft

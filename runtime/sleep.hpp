@@ -127,8 +127,9 @@ class sleep_protocol {
   }
 
   struct park_ticket {
-    bool last_searcher;  // caller must re-check all queues and notify_work on finding work
-    bool last_awake;     // nobody else unparked and nobody parked inside a wait
+    bool last_searcher;        // caller must re-check all queues and notify_work on finding work
+    bool last_awake;           // nobody else unparked and nobody parked inside a wait
+    bool all_blocked_in_wait;  // every worker is now parked inside a wait (the caller too)
   };
 
   // T3: enlist worker w as parked. in_wait: the worker is blocked inside a task.
@@ -142,7 +143,8 @@ class sleep_protocol {
     as_searcher_[w] = 0;
     in_wait_[w] = in_wait ? 1 : 0;
     waiting_ += in_wait ? 1 : 0;
-    return {was_searching && prev.searching() == 1, prev.unparked() == 1 && waiting_ == 0};
+    return {was_searching && prev.searching() == 1, prev.unparked() == 1 && waiting_ == 0,
+            prev.unparked() == 1 && waiting_ == workers_};
   }
 
   // T4: block until woken.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fault.hpp"
+#include "fork.hpp"
 #include "weft/detail/task.hpp"
 
 namespace weft::detail {
@@ -51,6 +52,10 @@ void release_chain(task* head) noexcept {
 
 class depot {
  public:
+  depot() { full_.reserve(kDepotMax); }  // so that give() never allocates
+  void lock() noexcept { mu_.lock(); }
+  void unlock() noexcept { mu_.unlock(); }
+
   bool take(chain& into) {
     std::lock_guard lock(mu_);
     if (full_.empty()) return false;
@@ -62,11 +67,8 @@ class depot {
     {
       std::lock_guard lock(mu_);
       if (full_.size() < kDepotMax) {
-        try {
-          full_.push_back(c);
-          return;
-        } catch (...) {  // out of memory for the vector: fall through and free the blocks
-        }
+        full_.push_back(c);  // within the reserved capacity: cannot throw
+        return;
       }
     }
     release_chain(c.head);
@@ -106,6 +108,9 @@ task* allocate_task() {
   }
   return pop(c);
 }
+
+void task_alloc_prepare_fork() noexcept { the_depot().lock(); }
+void task_alloc_after_fork() noexcept { the_depot().unlock(); }
 
 void free_task(task* t) noexcept {
   chain& c = cache.free;

@@ -153,10 +153,14 @@ topology read_topology(hwloc_topology_t topo) {
   const hwloc_topology_support* support = hwloc_topology_get_support(topo);
   t.can_bind = support != nullptr && support->cpubind != nullptr && support->cpubind->set_thisthread_cpubind != 0;
 #ifdef HWLOC_VERSION
-  describe(t, "hwloc " HWLOC_VERSION);
+  std::string source = "hwloc " HWLOC_VERSION;
 #else
-  describe(t, "hwloc");
+  std::string source = "hwloc";
 #endif
+  // HWLOC_SYNTHETIC or HWLOC_XMLFILE in the environment describe some other machine (handy
+  // for trying weft-topo on a big one); hwloc then reports no binding support.
+  if (!hwloc_topology_is_thissystem(topo)) source += ", not this system";
+  describe(t, source);
   return t;
 }
 

@@ -17,9 +17,11 @@
 #include <cstdint>
 #include <mutex>
 
+#include "fork.hpp"
 #include "futex.hpp"
 #include "pool_impl.hpp"
 #include "weft/detail/wait.hpp"
+#include "weft/task_group.hpp"
 #include "worker.hpp"
 
 namespace weft::detail {
@@ -41,6 +43,14 @@ struct alignas(destructive_interference) bucket {
 };
 
 std::array<bucket, 256> table;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 
 bucket& bucket_for(const void* key) noexcept {
   auto h = reinterpret_cast<std::uintptr_t>(key);
@@ -84,9 +94,36 @@ class enlisted {
   wait_node& n_;
 };
 
-bool wait_external(const void* key, wait_pred pred, const void* ctx, std::chrono::steady_clock::time_point deadline) {
-  for (int i = 0; i < 64; ++i) {  // a short spin before the kernel
+// A non-worker thread waiting on a group helps: it runs tasks of the group's subtree it
+// finds in the injection queue or in the workers' deques (others go back to the queue).
+task* find_for_external(pool_impl& pool, const group_context& group) noexcept {
+  task* t = nullptr;
+  for (std::size_t n = pool.injector().size_approx(); n > 0 && pool.injector().try_dequeue(t); --n) {
+    if (group.contains(t->scope)) return t;
+    pool.reinject(t);
+  }
+  for (unsigned i = 0; i < pool.size(); ++i) {
+    steal_result r;
+    while ((r = pool.worker_at(i).steal(t)) != steal_result::empty) {
+      if (r != steal_result::success) continue;
+      if (group.contains(t->scope)) return t;
+      pool.reinject(t);
+    }
+  }
+  return nullptr;
+}
+
+bool wait_external(const void* key, wait_pred pred, const void* ctx, std::chrono::steady_clock::time_point deadline,
+                   const group_context* isolate) {
+  pool_impl* pool = isolate != nullptr ? &impl_of(*isolate->owner) : nullptr;
+  for (int i = 0; i < 64; ++i) {  // a short spin before the kernel, helping if we can
     if (pred(ctx)) return true;
+    if (pool != nullptr) {
+      if (task* t = find_for_external(*pool, *isolate)) {
+        pool->count_external(run_task(*pool, t));
+        i = 0;
+      }
+    }
   }
   wait_node n;
   enlisted e(key, n);
@@ -100,27 +137,50 @@ bool wait_external(const void* key, wait_pred pred, const void* ctx, std::chrono
 }
 
 bool wait_on_worker(worker& w, const void* key, wait_pred pred, const void* ctx,
-                    std::chrono::steady_clock::time_point deadline) {
+                    std::chrono::steady_clock::time_point deadline, const group_context* isolate) {
+  // Own-deque floor for isolation: where the group was created if it was created here,
+  // else the wait point.
+  const std::int64_t floor = (isolate != nullptr && isolate->creator == &w) ? isolate->mark : w.mark();
+  const unsigned spin_rounds = w.owner_pool().options().spin_rounds;
+  unsigned idle_rounds = 0;
   for (;;) {
     if (pred(ctx)) return true;
-    if (task* t = w.find_work()) {
+    if (task* t = isolate != nullptr ? w.find_isolated(*isolate, floor) : w.find_work()) {
       w.execute(t);
+      idle_rounds = 0;
       continue;
     }
     if (std::chrono::steady_clock::now() >= deadline) return pred(ctx);
+    if (idle_rounds < spin_rounds) {  // the awaited children usually finish soon: spin first
+      for (unsigned i = 0, n = 1u << std::min(idle_rounds, 6u); i < n; ++i) cpu_relax();
+      ++idle_rounds;
+      continue;
+    }
+    idle_rounds = 0;
     wait_node n;
     n.sleep = &w.owner_pool().sleep();
     n.worker = w.index();
-    enlisted e(key, n);
-    w.park(pred, ctx, deadline);
+    worker::park_result r;
+    {
+      enlisted e(key, n);
+      r = w.park(pred, ctx, deadline);
+    }
+    if (r == worker::park_result::relax) {
+      // Escape hatch (task_group.hpp): every worker waits and only unrelated work is left.
+      w.owner_pool().log_once_relaxed_isolation();
+      if (task* t = w.find_work()) w.execute(t);
+    }
   }
 }
 
 }  // namespace
 
-bool wait_until(const void* key, wait_pred pred, const void* ctx, std::chrono::steady_clock::time_point deadline) {
-  if (worker* w = current_worker()) return wait_on_worker(*w, key, pred, ctx, deadline);
-  return wait_external(key, pred, ctx, deadline);
+bool wait_until(const void* key, wait_pred pred, const void* ctx, std::chrono::steady_clock::time_point deadline,
+                const group_context* isolate) {
+  // A worker waiting on a group of another pool stays isolated too: none of its own pool's
+  // tasks belongs to that group, so it runs none of them and sleeps until the group is done.
+  if (worker* w = current_worker()) return wait_on_worker(*w, key, pred, ctx, deadline, isolate);
+  return wait_external(key, pred, ctx, deadline, isolate);
 }
 
 void notify_address(const void* key) noexcept {
@@ -137,6 +197,24 @@ void notify_address(const void* key) noexcept {
       n->epoch.fetch_add(1, std::memory_order_release);
       futex_wake(n->epoch, 1);
     }
+  }
+}
+
+void wait_table_prepare_fork() noexcept {
+  for (bucket& b : table) b.mu.lock();
+}
+void wait_table_after_fork() noexcept {
+  for (bucket& b : table) b.mu.unlock();
+}
+void wait_table_after_fork_in_child() noexcept {
+  // The child has only the thread that called fork(), which is not waiting: every node
+  // still enlisted belongs to a thread that does not exist here, on a stack the child's
+  // next thread may reuse. Drop them all, or the first notify on their bucket walks a list
+  // through someone else's stack.
+  for (bucket& b : table) {
+    b.head = nullptr;
+    b.waiters.store(0, std::memory_order_relaxed);  // relaxed: the child is single-threaded here
+    b.mu.unlock();
   }
 }
 

@@ -9,11 +9,13 @@
 
 #include "pool_impl.hpp"
 #include "topology.hpp"
+#include "weft/task_group.hpp"
 
 namespace weft::detail {
 namespace {
 
 thread_local worker* tls_worker = nullptr;
+thread_local const group_context* tls_scope = nullptr;
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -33,6 +35,35 @@ inline std::uint64_t next_random(std::uint64_t& s) noexcept {  // xorshift64*
 }  // namespace
 
 worker* current_worker() noexcept { return tls_worker; }
+const group_context* current_scope() noexcept { return tls_scope; }
+
+void enter_scope(group_context& g) noexcept {
+  g.parent = tls_scope;
+  if (tls_worker != nullptr && &impl_of(*g.owner) == &tls_worker->owner_pool()) {
+    g.creator = tls_worker;
+    g.mark = tls_worker->mark();
+  }
+}
+
+std::uint64_t now_ns() noexcept {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+task_result run_task(pool_impl& pool, task* t) noexcept {
+  const group_context* saved = tls_scope;
+  tls_scope = t->scope;
+  task_result r;
+  try {
+    r = t->exec(t, pool.cancelling() ? task_mode::cancel : task_mode::run);
+  } catch (...) {
+    r = task_result::failed;
+    pool.report_exception(std::current_exception());
+  }
+  free_task(t);
+  tls_scope = saved;
+  return r;
+}
 
 worker::worker(pool_impl& pool, unsigned index, std::optional<unsigned> pu, std::vector<std::vector<unsigned>> victims)
     : pool_(pool),
@@ -66,9 +97,22 @@ void worker::run() noexcept {
       execute(t);
       continue;
     }
-    if (!park(nullptr, nullptr, std::chrono::steady_clock::time_point::max())) break;
+    if (park(nullptr, nullptr, std::chrono::steady_clock::time_point::max()) == park_result::terminating) break;
   }
   tls_worker = nullptr;
+  pool_.worker_exited();
+}
+
+void worker::abandon() noexcept {
+  task* t = nullptr;
+  while (owner_.pop(t)) discard_task(t);
+  // Reachable forever (no leak report), never joined, never destroyed.
+  static auto* abandoned = new std::vector<std::thread>;
+  try {
+    abandoned->push_back(std::move(thread_));
+  } catch (...) {
+    new (std::nothrow) std::thread(std::move(thread_));  // leak the handle rather than terminate
+  }
 }
 
 void worker::spawn(task* t) {
@@ -84,14 +128,18 @@ void worker::push_or_run(task* t) noexcept {
   }
 }
 
-task* worker::find_work() {
+task* worker::find_work() noexcept {
   task* t = nullptr;
   if (++tick_ == kInjectorInterval) {
     tick_ = 0;
-    if ((t = from_injector())) return t;
+    t = from_injector();
   }
-  if (owner_.pop(t)) return t;
-  if ((t = from_injector())) return t;
+  if (t == nullptr && !owner_.pop(t)) t = from_injector();
+  if (t == nullptr) t = search();
+  return stop_searching(t);
+}
+
+task* worker::search() noexcept {
   sleep_protocol<std_platform>& sleep = pool_.sleep();
   if (!searching_) {
     if (!sleep.try_begin_search()) return nullptr;
@@ -99,12 +147,9 @@ task* worker::find_work() {
   }
   const unsigned rounds = pool_.options().spin_rounds;
   for (unsigned r = 0;; ++r) {
-    if ((t = steal_sweep()) || (t = from_injector())) {
-      searching_ = false;
-      sleep.end_search();
-      return t;
-    }
-    if (r >= rounds || sleep.terminating()) return nullptr;
+    if (task* t = steal_sweep()) return t;
+    if (task* t = from_injector()) return t;
+    if (r >= rounds || sleep.terminating()) return nullptr;  // still searching: park() takes us out
     for (unsigned i = 0, n = 1u << std::min(r, 6u); i < n; ++i) cpu_relax();
   }
 }
@@ -156,54 +201,119 @@ void worker::steal_more(worker& victim) noexcept {
   }
 }
 
+task* worker::find_isolated(const group_context& group, std::int64_t floor) noexcept {
+  return stop_searching(isolated_search(group, floor));
+}
+
+task* worker::stop_searching(task* t) noexcept {
+  // A searcher that found work stops searching (T2 of sleep.hpp); if it was the last one it
+  // wakes another, so work still queued elsewhere keeps a searcher.
+  if (t != nullptr && searching_) {
+    searching_ = false;
+    pool_.sleep().end_search();
+  }
+  return t;
+}
+
+task* worker::isolated_search(const group_context& group, std::int64_t floor) noexcept {
+  task* t = nullptr;
+  // Own deque, only above the group's creation point: the group's own children are there;
+  // what lies below belongs to the code around the wait and is left for thieves.
+  while (owner_.pop_above(floor, t)) {
+    if (group.contains(t->scope)) return t;
+    pool_.reinject(t);  // spawned by a child into the pool at large: runnable elsewhere
+  }
+  // Others' deques: a stolen task outside the subtree goes to the injection queue.
+  for (const auto& bucket : victims_) {
+    for (unsigned v : bucket) {
+      worker& victim = pool_.worker_at(v);
+      for (int tries = 0; tries < 4; ++tries) {
+        const steal_result r = victim.steal(t);
+        if (r == steal_result::empty) break;
+        if (r == steal_result::lost_race) continue;
+        bump(steals_);
+        if (group.contains(t->scope)) return t;
+        pool_.reinject(t);
+        break;  // this victim's oldest work is unrelated: do not drain it into the queue
+      }
+    }
+  }
+  // The injection queue (children run() from outside the pool, or reinjected ones).
+  auto& q = pool_.injector();
+  for (std::size_t n = std::min<std::size_t>(q.size_approx(), 16); n > 0 && q.try_dequeue(consumer_, t); --n) {
+    if (group.contains(t->scope)) return t;
+    pool_.reinject(t);
+  }
+  return nullptr;
+}
+
 void worker::execute(task* t) noexcept {
   // relaxed: metrics only.
   running_.store(++depth_, std::memory_order_relaxed);
-  bool ok;
-  try {
-    ok = t->exec(t, task_mode::run);
-  } catch (...) {
-    ok = false;
-    pool_.report_exception(std::current_exception());
+  const std::uint64_t stamp = t->stamp;
+  const std::uint64_t start = stamp != 0 ? now_ns() : 0;
+  const task_result r = run_task(pool_, t);
+  if (stamp != 0) {
+    const std::uint64_t end = now_ns();
+    queue_wait_.record(start > stamp ? start - stamp : 0);
+    run_time_.record(end - start);
   }
-  free_task(t);
   running_.store(--depth_, std::memory_order_relaxed);  // relaxed: metrics only.
-  bump(ok ? completed_ : failed_);
+  bump(r == task_result::ok ? completed_ : r == task_result::failed ? failed_ : cancelled_);
 }
 
-bool worker::park(bool (*ready)(const void*) noexcept, const void* ctx, std::chrono::steady_clock::time_point deadline) {
+worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void* ctx,
+                                 std::chrono::steady_clock::time_point deadline) {
   sleep_protocol<std_platform>& sleep = pool_.sleep();
+  const bool in_wait = ready != nullptr;
   // A worker that blocks inside a wait may leave tasks in its deque below the wait: make
   // sure somebody is awake to take them (the relaxed notify of spawn may have missed).
-  if (ready != nullptr && queued() > 0) sleep.notify_work();
-  const auto ticket = sleep.begin_park(index_, searching_, ready != nullptr);
+  if (in_wait && queued() > 0) sleep.notify_work();
+  const auto ticket = sleep.begin_park(index_, searching_, in_wait);
   searching_ = false;
+  // Termination decided before we enlisted (e.g. a pool whose construction failed): the
+  // wake_all that set it could not see us, so do not sleep.
+  if (sleep.terminating()) return park_result::terminating;
   if (ticket.last_searcher && pool_.any_work()) sleep.notify_work();
   if (ticket.last_awake && pool_.closing()) {
     if (!pool_.any_work()) {
-      sleep.wake_all(true);  // S3: nothing can appear any more
-      return false;
+      sleep.wake_all(true);  // S3 (pool_impl.hpp): nothing can appear any more
+      return park_result::terminating;
     }
     sleep.notify_work();
   }
+  if (in_wait && ticket.all_blocked_in_wait && pool_.any_work() && !ready(ctx)) {
+    // Every worker waits and queued work is there that isolation keeps them from running:
+    // the escape hatch of task_group.hpp.
+    if (sleep.cancel_park(index_)) return park_result::relax;
+    sleep.park(index_);  // somebody woke us meanwhile: take the token
+    searching_ = sleep.woke_as_searcher(index_);
+    return park_result::woken;
+  }
   bump(parks_);
-  if (ready != nullptr && ready(ctx)) {
+  if (in_wait && ready(ctx)) {
     if (!sleep.cancel_park(index_)) sleep.park(index_);
   } else if (deadline != std::chrono::steady_clock::time_point::max()) {
     if (!sleep.park_until(index_, deadline) && !sleep.cancel_park(index_)) sleep.park(index_);
   } else {
     sleep.park(index_);
   }
-  if (sleep.terminating()) return false;
+  if (sleep.terminating()) return park_result::terminating;
   searching_ = sleep.woke_as_searcher(index_);
-  return true;
+  return park_result::woken;
 }
 
 worker::counters worker::read_counters() const noexcept {
   // relaxed: metrics snapshot.
   return {completed_.load(std::memory_order_relaxed), failed_.load(std::memory_order_relaxed),
-          steals_.load(std::memory_order_relaxed), parks_.load(std::memory_order_relaxed),
-          running_.load(std::memory_order_relaxed)};
+          cancelled_.load(std::memory_order_relaxed), steals_.load(std::memory_order_relaxed),
+          parks_.load(std::memory_order_relaxed), running_.load(std::memory_order_relaxed)};
+}
+
+void worker::add_latencies(latency_histogram::counts& wait, std::uint64_t& wait_max, latency_histogram::counts& run,
+                           std::uint64_t& run_max) const noexcept {
+  queue_wait_.add_to(wait, wait_max);
+  run_time_.add_to(run, run_max);
 }
 
 }  // namespace weft::detail

@@ -11,9 +11,13 @@
 //     then drained by few round-trips instead of one per task.
 //   - A lost race (steal_result::lost_race) means work exists: the sweep is retried rather
 //     than counted as empty.
+//   - Isolated search (a worker waiting on a group): only tasks of the group's subtree are
+//     run; any other task it pops or steals is handed to the injection queue, so it stays
+//     runnable by every other worker and nothing is lost.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <thread>
@@ -21,12 +25,15 @@
 
 #include <concurrentqueue/concurrentqueue.h>
 
+#include "latency.hpp"
+#include "runtime_sync.hpp"
 #include "weft/detail/deque.hpp"
 #include "weft/detail/task.hpp"
 
 namespace weft::detail {
 
 class pool_impl;
+struct group_context;
 
 class worker {
  public:
@@ -40,6 +47,9 @@ class worker {
 
   void start();
   void join();
+  // In a child process after fork(): the thread does not exist here. Destroys what is
+  // queued and keeps the thread handle alive forever instead of joining it.
+  void abandon() noexcept;
 
   // ---- owner thread only ----
   // Pushes onto the own deque and wakes a sleeper if nobody searches. Throws bad_alloc if
@@ -47,12 +57,20 @@ class worker {
   void spawn(task* t);
   // Finds a task: own deque, injection queue, then stealing (as a searcher, for up to
   // spin_rounds sweeps). nullptr: nothing found; the caller parks.
-  task* find_work();
-  // Runs and frees a task; counts it; routes an escaped exception to the pool's handler.
+  task* find_work() noexcept;
+  // Finds a task of `group`'s subtree (isolated waiting); see the protocol above. Own-deque
+  // tasks are taken only at or above index `floor` (where the group was created).
+  task* find_isolated(const group_context& group, std::int64_t floor) noexcept;
+  // The own deque's next push index (see deque_owner::mark).
+  std::int64_t mark() const noexcept { return owner_.mark(); }
+  // Runs (or, when the pool is stopping, cancels) and frees a task, and counts it.
   void execute(task* t) noexcept;
+
+  enum class park_result { woken, terminating, relax };
   // Parks until woken. `ready`, when given, is re-checked after enlisting (a wait), and
-  // `deadline` bounds the sleep. Returns false when the pool is terminating.
-  bool park(bool (*ready)(const void*) noexcept, const void* ctx, std::chrono::steady_clock::time_point deadline);
+  // `deadline` bounds the sleep. `relax`: every worker is blocked in a wait while work is
+  // queued; the caller should run queued work regardless of isolation.
+  park_result park(bool (*ready)(const void*) noexcept, const void* ctx, std::chrono::steady_clock::time_point deadline);
 
   // ---- any thread ----
   pool_impl& owner_pool() const noexcept { return pool_; }
@@ -61,12 +79,17 @@ class worker {
   steal_result steal(task*& out) noexcept { return stealer_.steal(out); }
 
   struct counters {
-    std::uint64_t completed, failed, steals, parks, running;
+    std::uint64_t completed, failed, cancelled, steals, parks, running;
   };
   counters read_counters() const noexcept;
+  void add_latencies(latency_histogram::counts& wait, std::uint64_t& wait_max, latency_histogram::counts& run,
+                     std::uint64_t& run_max) const noexcept;
 
  private:
   void run() noexcept;
+  task* search() noexcept;  // the stealing phase of find_work, as a searcher
+  task* isolated_search(const group_context& group, std::int64_t floor) noexcept;
+  task* stop_searching(task* t) noexcept;
   task* from_injector() noexcept;
   task* steal_sweep() noexcept;
   void steal_more(worker& victim) noexcept;
@@ -82,9 +105,10 @@ class worker {
   const std::optional<unsigned> pu_;
   const std::vector<std::vector<unsigned>> victims_;  // buckets, nearest first
 
-  chase_lev_deque<task*> deque_;
-  deque_owner<task*> owner_;
-  deque_stealer<task*> stealer_;
+  // runtime_sync: std_sync plus the fault-injection hooks (empty outside the test build).
+  chase_lev_deque<task*, runtime_sync> deque_;
+  deque_owner<task*, runtime_sync> owner_;
+  deque_stealer<task*, runtime_sync> stealer_;
   moodycamel::ConsumerToken consumer_;
 
   // Owner-thread state.
@@ -96,14 +120,20 @@ class worker {
   // Written by the owner, read by stats() (relaxed).
   alignas(destructive_interference) std::atomic<std::uint64_t> completed_{0};
   std::atomic<std::uint64_t> failed_{0};
+  std::atomic<std::uint64_t> cancelled_{0};
   std::atomic<std::uint64_t> steals_{0};
   std::atomic<std::uint64_t> parks_{0};
   std::atomic<std::uint64_t> running_{0};
+  latency_histogram queue_wait_;
+  latency_histogram run_time_;
 
   std::thread thread_;
 };
 
 // The worker the calling thread is, or nullptr.
 worker* current_worker() noexcept;
+
+// Nanoseconds on the steady clock (latency stamps).
+std::uint64_t now_ns() noexcept;
 
 }  // namespace weft::detail

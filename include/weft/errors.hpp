@@ -6,10 +6,22 @@
 
 namespace weft {
 
-// Thrown by post/submit/run on a pool that has been closed (close(), the destructor).
+// Thrown by post/submit/run on a pool that has been closed (close(), the destructor), and
+// in a child process on a pool created before fork() (its workers exist only in the parent).
 class pool_closed : public std::runtime_error {
  public:
   pool_closed() : std::runtime_error("weft: the pool is closed and accepts no new tasks") {}
+  explicit pool_closed(const std::string& why) : std::runtime_error(why) {}
+};
+
+// The outcome of a task that was cancelled before it started: its stop token (the
+// submission's, its group's, its batch's, or the pool's) fired, its deadline passed while it
+// was queued, or the pool was stopped (stop_now, close with a deadline). Distinct from any
+// exception a task throws itself.
+class task_cancelled : public std::runtime_error {
+ public:
+  task_cancelled() : std::runtime_error("weft: the task was cancelled before it started") {}
+  explicit task_cancelled(const std::string& why) : std::runtime_error(why) {}
 };
 
 // hwloc reported an error the pool cannot work around (rare: most topology problems fall

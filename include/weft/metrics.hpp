@@ -15,8 +15,19 @@ struct metrics {
   std::uint64_t running = 0;    // tasks being executed right now (nested help counts once per level)
   std::uint64_t completed = 0;  // tasks that returned normally
   std::uint64_t failed = 0;     // tasks that ended with an exception (delivered to a future or the handler)
+  std::uint64_t cancelled = 0;  // tasks that completed as cancelled without running
+  std::uint64_t rejected = 0;   // submissions refused (closed pool, out of memory)
   std::uint64_t steals = 0;     // tasks taken from another worker's deque
   std::uint64_t parks = 0;      // times a worker went to sleep
+
+  // Distributions over a sample of completed tasks (one in 64 per submitting thread):
+  // time from submission to start, and from start to end. Nanoseconds.
+  struct distribution {
+    std::uint64_t samples = 0;
+    std::uint64_t p50 = 0, p99 = 0, max = 0;
+  };
+  distribution queue_wait;
+  distribution run_time;
 };
 
 }  // namespace weft

@@ -59,6 +59,10 @@ struct pool_options {
   std::function<void(std::exception_ptr)> on_task_exception;
   // Read WEFT_WORKERS / WEFT_PIN from the environment (they override the fields above).
   bool read_environment = false;
+  // The pool's base token: when it fires, every running task's stop token fires and every
+  // task that has not started completes as cancelled (like stop_now, but the pool stays
+  // open: later submissions are cancelled as they come).
+  std::stop_token stop_token;
 };
 
 }  // namespace weft

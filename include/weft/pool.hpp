@@ -8,11 +8,13 @@
 // no CPU). Workers are pinned according to pool_options::pinning (see options.hpp).
 //
 // Lifecycle:
-// | state    | post/submit from outside | post/submit from a worker | close()                 |
-// |----------|--------------------------|---------------------------|-------------------------|
-// | open     | accepted                 | accepted                  | -> draining             |
-// | draining | throws pool_closed       | accepted (part of drain)  | waits for the drain     |
-// | closed   | throws pool_closed       | (no workers run)          | returns at once         |
+// | state    | post/submit from outside | post/submit from a worker        | close()             |
+// |----------|--------------------------|----------------------------------|---------------------|
+// | open     | accepted                 | accepted                         | -> draining         |
+// | draining | throws pool_closed       | accepted (part of drain)         | waits for the drain |
+// | stopping | throws pool_closed       | accepted, completes as cancelled | waits for the stop  |
+// | closed   | throws pool_closed       | (no workers run)                 | returns at once     |
+// "stopping" is entered by stop_now() or when a close deadline passes.
 // Closing stops external submission, runs every task already queued (and every task those
 // tasks spawn), then joins the workers. The destructor calls close().
 //
@@ -25,22 +27,31 @@
 // exception is dropped silently, and none escapes into a worker thread.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <stop_token>
+#include <string>
 #include <type_traits>
 #include <utility>
 
+#include "weft/detail/submission.hpp"
 #include "weft/detail/task.hpp"
 #include "weft/errors.hpp"
 #include "weft/future.hpp"
 #include "weft/metrics.hpp"
 #include "weft/options.hpp"
+#include "weft/outcome.hpp"
+#include "weft/task_options.hpp"
 
 namespace weft {
 
 namespace detail {
 class pool_impl;
 }
+
+class pool;
+detail::pool_impl& impl_of(pool& p) noexcept;  // runtime-internal
 
 class pool {
  public:
@@ -50,52 +61,149 @@ class pool {
   pool(const pool&) = delete;
   pool& operator=(const pool&) = delete;
 
-  // Runs f() on the pool. Fire-and-forget: f's exception goes to on_task_exception.
-  // Throws pool_closed after close() (from outside the pool), std::bad_alloc if memory runs
-  // out; in both cases f has been destroyed without running.
+  // ---- submitting ----
+  // Every callable may be written as f() or f(std::stop_token); the token reports stop
+  // when the pool is stopped (stop_now, a close deadline, the base token) and, for the
+  // overloads with task_options, when the submission's own token or deadline fires.
+
+  // Runs f on the pool. Fire-and-forget: f's exception goes to on_task_exception.
+  // Throws pool_closed after close() (from outside the pool) or std::bad_alloc; in both
+  // cases f has been destroyed without running.
   template <class F>
   void post(F&& f) {
-    static_assert(std::is_invocable_v<std::decay_t<F>&>, "post(f) needs f() to be callable");
-    enqueue(detail::make_task([fn = std::forward<F>(f)]() mutable { std::invoke(fn); }));
+    enqueue(detail::make_task(plain_task<std::decay_t<F>>{this, std::forward<F>(f)}));
+  }
+
+  // As post(f), with a stop token and/or deadline (see task_options.hpp). A task cancelled
+  // before it starts is dropped and counted in metrics::cancelled.
+  template <class F>
+  void post(F&& f, const task_options& options) {
+    using R = detail::task_result_t<F>;
+    submit_with(std::forward<F>(f), report_to_handler<R>{this}, options);
+  }
+
+  // As post, and on_done(weft::outcome<R>) is called exactly once, on the thread that
+  // completed the task (a worker; or, for a cancellation, the thread whose stop request or
+  // deadline cancelled it), with the value, the exception, or a cancellation. An exception
+  // thrown by on_done goes to on_task_exception.
+  template <class F, class Done>
+    requires std::is_invocable_v<std::decay_t<Done>&, outcome<detail::task_result_t<F>>&&>
+  void post(F&& f, Done&& on_done, const task_options& options = {}) {
+    submit_with(std::forward<F>(f), std::forward<Done>(on_done), options);
   }
 
   // As post, but reports a closed pool as a status instead of an exception.
   template <class F>
   submit_status try_post(F&& f) {
-    return try_enqueue(detail::make_task([fn = std::forward<F>(f)]() mutable { std::invoke(fn); }));
+    return try_enqueue(detail::make_task(plain_task<std::decay_t<F>>{this, std::forward<F>(f)}));
   }
 
-  // Runs f() on the pool; the future holds its result or exception.
+  // Runs f on the pool; the future holds its result, its exception, or task_cancelled.
   template <class F>
-  auto submit(F&& f) -> future<std::invoke_result_t<std::decay_t<F>&>> {
-    using R = std::invoke_result_t<std::decay_t<F>&>;
+  auto submit(F&& f) -> future<detail::task_result_t<F>> {
+    using R = detail::task_result_t<F>;
     auto state = std::make_shared<detail::future_state<R>>();
-    enqueue(detail::make_task([s = state, fn = std::forward<F>(f)]() mutable -> bool { return detail::fulfil(*s, fn); }));
+    enqueue(detail::make_task(future_task<R, std::decay_t<F>>{this, state, std::forward<F>(f)}));
     return future<R>(std::move(state));
   }
 
-  // Stops external submission, runs everything queued, joins the workers. Idempotent and
-  // safe to call from several threads. Throws std::logic_error on one of this pool's workers.
+  template <class F>
+  auto submit(F&& f, const task_options& options) -> future<detail::task_result_t<F>> {
+    using R = detail::task_result_t<F>;
+    auto state = std::make_shared<detail::future_state<R>>();
+    submit_with(std::forward<F>(f), detail::to_future<R>{state}, options);
+    return future<R>(std::move(state));
+  }
+
+  // ---- lifecycle ----
+  // Stops external submission, runs everything queued (and what it spawns), joins the
+  // workers. Idempotent, thread-safe. Throws std::logic_error on one of this pool's workers.
   void close();
+
+  // As close(), but only until `deadline`: then every task still queued completes as
+  // cancelled (futures get task_cancelled), every running task's stop token fires, and
+  // close returns false without waiting for them. True: everything ran and the workers
+  // were joined before the deadline. A worker stuck in a task that ignores its stop token
+  // keeps running it; a later close() or the destructor waits for it.
+  bool close(std::chrono::steady_clock::time_point deadline);
+  template <class Rep, class Period>
+  bool close(std::chrono::duration<Rep, Period> timeout) {
+    return close(std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+  }
+
+  // Stops external submission, fires every running task's stop token, completes every
+  // queued task as cancelled, and joins the workers (waiting for running tasks to return).
+  // Afterwards every future obtained from the pool is ready.
+  void stop_now();
+
   bool closed() const noexcept;
 
+  // Fires when the pool is stopped (stop_now, a close deadline) or its base token fires.
+  std::stop_token get_stop_token() const noexcept;
+
+  // ---- introspection ----
   unsigned size() const noexcept;  // number of workers
   metrics stats() const noexcept;
-
   // Index of the calling thread among this pool's workers, or -1 if it is not one of them.
   int current_worker_index() const noexcept;
-
   // A one-line description of the machine and of where each worker is pinned.
   const std::string& placement() const noexcept;
 
-  // Low-level entry points used by the templates above and by weft's other layers. The
-  // task block is always consumed: queued, or discarded before the call returns/throws.
+  // ---- low-level entry points used by the templates above and by weft's other layers ----
+  // The task block is always consumed: queued, or destroyed before the call returns/throws.
   void enqueue(detail::task* t);
   submit_status try_enqueue(detail::task* t);
+  // Queues a submission task, arming its tokens and deadline. Throws like enqueue.
+  void enqueue_submission(detail::task* t, const std::shared_ptr<detail::submission_base>& s,
+                          const task_options& options);
   // Hands an exception that no future or wait() will deliver to on_task_exception.
   void report_unobserved(std::exception_ptr e) noexcept;
 
  private:
+  template <class F>
+  struct plain_task {
+    pool* p;
+    F fn;
+    void operator()() { detail::invoke_with_token(fn, token_for<F>(p)); }
+  };
+  template <class R, class F>
+  struct future_task {
+    pool* p;
+    std::shared_ptr<detail::future_state<R>> state;
+    F fn;
+    bool operator()() noexcept {
+      detail::to_future<R>{state}(detail::capture<R>(fn, token_for<F>(p)));
+      return !state->failed();
+    }
+    void cancel() noexcept { state->set_exception(std::make_exception_ptr(task_cancelled())); }
+  };
+  template <class R>
+  struct report_to_handler {
+    pool* p;
+    void operator()(outcome<R>&& o) noexcept {
+      if (!o.has_value() && !o.cancelled()) p->report_unobserved(o.error());
+    }
+  };
+  // The pool's token for callables that take one; an empty token for those that don't.
+  template <class F>
+  static std::stop_token token_for(pool* p) noexcept {
+    if constexpr (std::is_invocable_v<F&, std::stop_token>) {
+      return p->get_stop_token();
+    } else {
+      return {};
+    }
+  }
+
+  template <class F, class Done>
+  void submit_with(F&& f, Done&& done, const task_options& options) {
+    using R = detail::task_result_t<F>;
+    using S = detail::submission<R, std::decay_t<F>, std::decay_t<Done>>;
+    auto s = std::make_shared<S>(std::forward<F>(f), std::forward<Done>(done),
+                                 [this](std::exception_ptr e) { report_unobserved(std::move(e)); });
+    enqueue_submission(detail::make_task(detail::submission_task<S>{s}), s, options);
+  }
+
+  friend detail::pool_impl& impl_of(pool& p) noexcept;
   std::unique_ptr<detail::pool_impl> impl_;
 };
 

@@ -12,32 +12,107 @@
 //     return a + b;
 //   }
 //
-// run(f): from one of the pool's workers, f goes on that worker's own deque (no lock, no
-// allocation in steady state); from any other thread, on the pool's injection queue.
-// Children may call run() on the same group. Throws pool_closed when called from outside
-// a closed pool (f is destroyed, the group is unchanged).
-// wait(): returns when every task run() so far has finished; on a worker it runs other
-// tasks meanwhile. If any child threw, wait() rethrows the first exception (the others
-// are dropped), after all children have finished, and clears it so the group can be reused.
-// The destructor waits for children still running (it must: they reference the group); an
+// run(f): f is callable as f() or f(std::stop_token). From one of the pool's workers, f goes
+//   on that worker's own deque (no lock, no allocation in steady state); from any other
+//   thread, on the pool's injection queue. Children may call run() on the same group.
+//   Throws pool_closed when called from outside a closed pool (f is destroyed, the group
+//   is unchanged), std::bad_alloc when out of memory.
+// wait(): returns when every task run() so far has finished or was cancelled. If a child
+//   threw, rethrows the first exception (after all children finished) and clears it, so
+//   the group can be reused. Returns group_status::cancelled if the group was cancelled.
+// cancel(): children that have not started will not run (they count as finished); running
+//   children see their std::stop_token fire. Cancelling a group cancels the groups created
+//   inside its children (nested groups), transitively. The first exception of a child also
+//   cancels the group (as in oneTBB).
+// The destructor waits for children still running (they reference the group); an
 // exception nobody waited for goes to the pool's on_task_exception handler.
+//
+// Waiting is isolated. While a thread waits on group G it runs only tasks of G's subtree
+// (G's children and the children of groups created inside them), never unrelated work
+// from the pool's queues: so a task that holds a lock and waits on a group cannot re-enter
+// code taking the same lock through an unrelated task. Unrelated tasks it finds in its own
+// deque are handed to the injection queue, where every other worker can take them.
+// A non-worker thread that waits helps too: it runs G's subtree tasks it can find.
+// The one exception (the escape hatch, automatic): when every worker of the pool is blocked
+// in a wait and tasks are queued that none of them may run, one waiter runs queued work
+// regardless of isolation instead of letting the pool hang, and the pool logs this once.
+// What cannot be detected: a cycle of waits (task A waits on a group whose child waits on a
+// future of A) with no queued work; it hangs as it would with any runtime.
+//
+// Cost: run() is an allocation-free push plus one relaxed increment; a child start checks
+// one global epoch (cancellation anywhere in the process makes later checks walk the chain
+// of enclosing groups); wait() on a finished group is one load.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <stop_token>
+#include <type_traits>
 #include <utility>
 
+#include "weft/detail/submission.hpp"
 #include "weft/detail/task.hpp"
 #include "weft/detail/wait.hpp"
 #include "weft/pool.hpp"
 
 namespace weft {
 
+enum class group_status { complete, cancelled };
+
+namespace detail {
+
+// Non-zero once any group in the process has been cancelled (see the cost note above).
+extern std::atomic<std::uint64_t> group_cancel_epoch;
+
+struct stop_link;
+
+// A group's cancellation and isolation context (oneTBB calls this task_group_context).
+struct group_context {
+  const group_context* parent = nullptr;  // the group of the task that created this one
+  pool* owner = nullptr;
+  const void* creator = nullptr;          // the worker that created the group, or null
+  std::int64_t mark = 0;                  // its deque's bottom at that moment (isolation)
+  std::atomic<bool> cancelled{false};
+  mutable std::atomic<stop_link*> link{nullptr};  // created on first get_stop_token()
+
+  bool cancelled_in_chain() const noexcept {
+    // relaxed: an epoch increment that happens-before this check (cancel() sequenced before
+    // the run() whose push we acquired) is visible; a concurrent cancel may be missed, which
+    // only means a child that was starting anyway runs.
+    if (group_cancel_epoch.load(std::memory_order_relaxed) == 0) return false;
+    for (const group_context* c = this; c != nullptr; c = c->parent) {
+      // acquire: pairs with the release store in cancel().
+      if (c->cancelled.load(std::memory_order_acquire)) return true;
+    }
+    return false;
+  }
+  std::stop_token token() const;  // task_group.cpp
+  void cancel() noexcept;         // task_group.cpp
+  void destroy_link() noexcept;   // task_group.cpp
+  // True when `t` belongs to this group's subtree (isolation).
+  bool contains(const group_context* scope) const noexcept {
+    for (; scope != nullptr; scope = scope->parent) {
+      if (scope == this) return true;
+    }
+    return false;
+  }
+};
+
+// The group of the task the calling thread is running, or null (runtime/worker.cpp).
+const group_context* current_scope() noexcept;
+// Fills parent, creator and mark from the calling thread (runtime/worker.cpp).
+void enter_scope(group_context& g) noexcept;
+
+}  // namespace detail
+
 class task_group {
  public:
-  explicit task_group(pool& p) noexcept : pool_(&p) {}
+  explicit task_group(pool& p) noexcept {
+    ctx_.owner = &p;
+    detail::enter_scope(ctx_);
+  }
   ~task_group();
   task_group(const task_group&) = delete;
   task_group& operator=(const task_group&) = delete;
@@ -47,25 +122,29 @@ class task_group {
     // relaxed: the increment reaches the child (and any waiter) through the enqueue below,
     // whose deque push / queue insertion is a release the executing thread acquires.
     pending_.fetch_add(1, std::memory_order_relaxed);
+    detail::task* t = nullptr;
     try {
-      pool_->enqueue(detail::make_task([this, fn = std::forward<F>(f)]() mutable -> bool {
-        bool ok = true;
-        try {
-          std::invoke(fn);
-        } catch (...) {
-          record(std::current_exception());
-          ok = false;
-        }
-        finish_one();
-        return ok;
-      }));
+      t = detail::make_task(child<std::decay_t<F>>{this, std::forward<F>(f)});
+    } catch (...) {
+      finish_one();
+      throw;
+    }
+    t->scope = &ctx_;
+    // enqueue consumes t: queued, or destroyed (without finishing) before it throws.
+    try {
+      ctx_.owner->enqueue(t);
     } catch (...) {
       finish_one();
       throw;
     }
   }
 
-  void wait();
+  group_status wait();
+  void cancel() noexcept { ctx_.cancel(); }
+  bool is_cancelled() const noexcept { return ctx_.cancelled_in_chain(); }
+  // The token children receive: fires on cancel(), on cancellation of an enclosing group,
+  // and when the pool is stopped.
+  std::stop_token get_stop_token() const { return ctx_.token(); }
 
   // True when no child is pending (a snapshot).
   bool idle() const noexcept {
@@ -74,16 +153,42 @@ class task_group {
   }
 
  private:
+  template <class F>
+  struct child {
+    task_group* g;
+    F fn;
+    detail::task_result operator()() {
+      if (g->ctx_.cancelled_in_chain()) {
+        g->finish_one();
+        return detail::task_result::cancelled;
+      }
+      detail::task_result r = detail::task_result::ok;
+      try {
+        if constexpr (std::is_invocable_v<F&, std::stop_token>) {
+          std::invoke(fn, g->ctx_.token());
+        } else {
+          std::invoke(fn);
+        }
+      } catch (...) {
+        g->record(std::current_exception());
+        r = detail::task_result::failed;
+      }
+      g->finish_one();
+      return r;
+    }
+    void cancel() noexcept { g->finish_one(); }  // dropped before it started: counts as finished
+  };
+
   void record(std::exception_ptr e) noexcept;
   void finish_one() noexcept {
-    // seq_cst: the notifier half of the wait protocol (weft/detail/wait.hpp); acq_rel part
-    // orders the child's effects before the waiter's return.
+    // seq_cst: the notifier half of the wait protocol (weft/detail/wait.hpp); its release
+    // part orders the child's effects before the waiter's return.
     if (pending_.fetch_sub(1, std::memory_order_seq_cst) == 1) detail::notify_address(&pending_);
     // Nothing of *this may be touched past this point: the waiter may have returned.
   }
   static bool done(const void* self) noexcept { return static_cast<const task_group*>(self)->idle(); }
 
-  pool* pool_;
+  detail::group_context ctx_;
   std::atomic<std::int64_t> pending_{0};
   std::atomic<bool> has_error_{false};
   std::exception_ptr error_;

@@ -87,6 +87,12 @@ class chase_lev_deque {
     return b > t ? b - t : 0;
   }
 
+  // Owner only: the current bottom.
+  std::int64_t bottom_index() const noexcept {
+    // relaxed: bottom is written only by the owner, which is the caller.
+    return bottom_.load(Sync::relaxed);
+  }
+
   std::int64_t capacity() const noexcept {
     // relaxed: owner-only use (tests); the owner wrote the ring pointer itself.
     return ring_.load(Sync::relaxed)->capacity;
@@ -140,6 +146,9 @@ class chase_lev_deque {
     // with the seq_cst fence in steal between its top and bottom loads, so the owner and a
     // thief cannot both miss each other's claim on the last element (I2).
     Sync::fence(Sync::seq_cst);
+    // Test hook (no code unless the policy has one): widens the window between the fence
+    // and the load of top, where a thief's CAS can slip in.
+    sync_hook<Sync>(sync_point::pop_after_fence);
     // relaxed: ordered by the fence above.
     std::int64_t t = top_.load(Sync::relaxed);
     if (t > b) {  // empty: restore
@@ -171,6 +180,9 @@ class chase_lev_deque {
     // slots are visible.
     ring* r = ring_.load(Sync::acquire);
     const T x = r->get(t);
+    // Test hook (no code unless the policy has one): widens the window between reading the
+    // slot and claiming it, where the owner's pop or another thief can take it first.
+    sync_hook<Sync>(sync_point::before_steal_cas);
     // seq_cst: the single total order on top that I1/I2 rely on, shared with pop's CAS.
     // relaxed on failure: we return without using anything we read.
     if (!top_.compare_exchange_strong(t, t + 1, Sync::seq_cst, Sync::relaxed)) return steal_result::lost_race;
@@ -179,6 +191,9 @@ class chase_lev_deque {
   }
 
   ring* grow(ring* old, std::int64_t b, std::int64_t t) {
+    // Test hook (no code unless the policy has one): may throw std::bad_alloc, like the
+    // allocation below, before anything is changed.
+    sync_hook<Sync>(sync_point::deque_grow);
     ring* bigger = new ring(old->capacity * 2);
     for (std::int64_t i = t; i < b; ++i) bigger->put(i, old->get(i));
     old->retired_prev = retired_;  // D3: thieves may still read `old`
@@ -213,6 +228,11 @@ class deque_owner {
 
   void push(T x) { q_->push(x); }
   bool pop(T& out) noexcept { return q_->pop(out); }
+  // The index the next push will use. Elements at or above an index taken earlier were
+  // pushed after that point (isolated waiting pops only those).
+  std::int64_t mark() const noexcept { return q_->bottom_index(); }
+  // pop, but only an element at index >= floor; false (and no change) otherwise.
+  bool pop_above(std::int64_t floor, T& out) noexcept { return q_->bottom_index() > floor && q_->pop(out); }
   std::int64_t size_approx() const noexcept { return q_->size_approx(); }
 
  private:

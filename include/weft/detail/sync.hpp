@@ -9,6 +9,8 @@
 //   static constexpr order relaxed, acquire, release, acq_rel, seq_cst;
 //   template <class T> static T* alloc_array(std::size_t n);   // default-constructed atomics
 //   template <class T> static void free_array(T*, std::size_t n);
+// and optionally
+//   static void hook(sync_point);            // test hook, see sync_hook below
 #pragma once
 
 #include <atomic>
@@ -38,6 +40,25 @@ struct std_sync {
     delete[] p;
   }
 };
+
+// Named points inside the lock-free structures where a policy may inject behaviour: a
+// delay (widening a race window) or a failure. Used by the fault-injection build of the
+// runtime (runtime/runtime_sync.hpp); every policy without a `hook` ignores them.
+enum class sync_point : unsigned char {
+  deque_grow,        // owner, before a full deque allocates a bigger ring; may throw std::bad_alloc
+  before_steal_cas,  // thief, between reading the slot and its CAS on top; must not throw
+  pop_after_fence,   // owner, between pop's seq_cst fence and its load of top; must not throw
+};
+
+template <class Sync>
+concept has_sync_hook = requires(sync_point p) { Sync::hook(p); };
+
+// Calls Sync::hook(p) if the policy has one; otherwise nothing (no code is generated), so
+// std_sync and the model-checking policies need no change.
+template <class Sync>
+inline void sync_hook([[maybe_unused]] sync_point p) {
+  if constexpr (has_sync_hook<Sync>) Sync::hook(p);
+}
 
 // 128 bytes: x86-64's adjacent-line prefetcher pulls 64-byte lines in pairs, so fields
 // written by different threads are kept this far apart.

@@ -1,13 +1,14 @@
 // weft/detail/task.hpp: the type-erased task block the deques and the injection queue carry.
 //
-// A task is a 128-byte block: a header (one function pointer, one link) and 112 bytes of
-// inline storage. A callable that fits (and is nothrow-move-constructible) is built in
+// A task is a 128-byte block: a 32-byte header (the type-erased entry point, a free-list
+// link, the owning group, a latency stamp) and 96 bytes of inline storage. A callable that fits (and is nothrow-move-constructible) is built in
 // place; a larger one is heap-allocated and the block holds a pointer to it. Blocks come
 // from a per-thread cache (task_alloc.cpp), so in steady state spawning a small closure
 // performs no heap allocation and takes no lock.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <new>
 #include <type_traits>
@@ -16,22 +17,34 @@
 namespace weft::detail {
 
 struct task;
+struct group_context;
 
-// How a task block is consumed: run the callable and destroy it, or only destroy it
-// (a task dropped at shutdown or cancelled before it started).
-enum class task_mode : unsigned char { run, discard };
+// How a task block is consumed:
+//   run      run the callable, then destroy it
+//   cancel   do not run it; complete it as cancelled (a future gets task_cancelled, a
+//            group counts the child as finished), then destroy it
+//   destroy  only destroy it: the submission was rejected and the submitter is told
+enum class task_mode : unsigned char { run, cancel, destroy };
 
-// Runs or discards the callable in the block; never frees the block itself. In run mode
-// returns false when the task failed and its exception was delivered elsewhere (a future);
-// an exception that escapes is the task's own, for the pool's exception handler.
-using task_exec = bool (*)(task*, task_mode);
+// What happened, for the pool's counters.
+enum class task_result : unsigned char {
+  ok,         // ran and returned normally
+  failed,     // ran and threw; the exception was delivered (future, group, handler)
+  cancelled,  // did not run (cancelled before it started)
+};
+
+// Consumes the callable in the block (never frees the block itself). An exception that
+// escapes from run mode is the task's own, for the pool's exception handler.
+using task_exec = task_result (*)(task*, task_mode);
 
 inline constexpr std::size_t task_block_size = 128;
 
 struct alignas(64) task {
   task_exec exec = nullptr;
-  task* next = nullptr;  // free lists, never while queued
-  alignas(std::max_align_t) unsigned char storage[task_block_size - 2 * sizeof(void*)];
+  task* next = nullptr;                   // free lists only
+  const group_context* scope = nullptr;   // the group this task belongs to (isolation), or null
+  std::uint64_t stamp = 0;                // enqueue time in ns when sampled for latency metrics, else 0
+  alignas(std::max_align_t) unsigned char storage[task_block_size - 32];
 };
 static_assert(sizeof(task) == task_block_size, "task blocks are exactly one allocation class");
 
@@ -46,31 +59,50 @@ template <class F>
 inline constexpr bool fits_inline = sizeof(F) <= task_inline_capacity && alignof(F) <= alignof(std::max_align_t) &&
                                     std::is_nothrow_move_constructible_v<F>;
 
-// Body is a callable `bool()` (true = success) or `void()` (always success).
+// A Body is callable as body() returning void (ok), bool (true = ok, false = failed) or
+// task_result, and may have `void cancel() noexcept`, called instead of running it when
+// the task is cancelled before it starts.
 template <class Body>
-bool run_body(Body& body) {
-  if constexpr (std::is_same_v<decltype(body()), bool>) {
+task_result run_body(Body& body) {
+  using R = decltype(body());
+  if constexpr (std::is_same_v<R, task_result>) {
     return body();
+  } else if constexpr (std::is_same_v<R, bool>) {
+    return body() ? task_result::ok : task_result::failed;
   } else {
     body();
-    return true;
+    return task_result::ok;
   }
 }
 
 template <class Body>
-bool exec_inline(task* t, task_mode mode) {
+task_result consume(Body& body, task_mode mode) {
+  switch (mode) {
+    case task_mode::run:
+      return run_body(body);
+    case task_mode::cancel:
+      if constexpr (requires { body.cancel(); }) body.cancel();
+      return task_result::cancelled;
+    case task_mode::destroy:
+      break;
+  }
+  return task_result::cancelled;
+}
+
+template <class Body>
+task_result exec_inline(task* t, task_mode mode) {
   Body* body = std::launder(reinterpret_cast<Body*>(t->storage));
   struct destroy_on_exit {
     Body* b;
     ~destroy_on_exit() { b->~Body(); }
   } guard{body};
-  return mode == task_mode::run ? run_body(*body) : true;
+  return consume(*body, mode);
 }
 
 template <class Body>
-bool exec_boxed(task* t, task_mode mode) {
+task_result exec_boxed(task* t, task_mode mode) {
   std::unique_ptr<Body> body(*std::launder(reinterpret_cast<Body**>(t->storage)));
-  return mode == task_mode::run ? run_body(*body) : true;
+  return consume(*body, mode);
 }
 
 // Builds a task block holding `body`. Throws std::bad_alloc (nothing leaks).
@@ -78,6 +110,8 @@ template <class Body>
 task* make_task(Body&& body) {
   using B = std::decay_t<Body>;
   task* t = allocate_task();
+  t->scope = nullptr;
+  t->stamp = 0;
   if constexpr (fits_inline<B>) {
     ::new (static_cast<void*>(t->storage)) B(std::forward<Body>(body));
     t->exec = &exec_inline<B>;
@@ -93,9 +127,9 @@ task* make_task(Body&& body) {
   return t;
 }
 
-// Destroys a task that will never run, and frees its block.
+// Destroys a task whose submission was rejected (it never ran), and frees its block.
 inline void discard_task(task* t) noexcept {
-  t->exec(t, task_mode::discard);
+  t->exec(t, task_mode::destroy);
   free_task(t);
 }
 

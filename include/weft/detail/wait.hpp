@@ -20,9 +20,14 @@ namespace weft::detail {
 
 using wait_pred = bool (*)(const void* ctx) noexcept;
 
+struct group_context;
+
 // Returns true once pred(ctx) holds, false if `deadline` passed first.
+// isolate: when set, the waiting thread runs only tasks of that group's subtree (see
+// task_group.hpp), and a non-worker thread helps its pool with them.
 bool wait_until(const void* key, wait_pred pred, const void* ctx,
-                std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
+                std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(),
+                const group_context* isolate = nullptr);
 
 // Wakes every waiter enlisted on `key`. Cheap when nobody waits (one load).
 void notify_address(const void* key) noexcept;

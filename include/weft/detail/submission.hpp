@@ -1,0 +1,207 @@
+// weft/detail/submission.hpp: a submission with a stop token, a deadline or an on-done
+// callback (the plain post/submit paths do not use this and allocate nothing extra).
+//
+// State machine (one atomic byte):
+//   pending --try_start (worker, at start)--> running --(task returns/throws)--> finished
+//   pending --try_cancel (deadline, stop token, pool stop, cancelled queue entry)--> finished
+//   pending --abandon (the submission was rejected: the submitter got an exception)--> finished
+// Exactly one transition leaves `pending`, so the outcome is delivered exactly once.
+//
+// The task's std::stop_token comes from `source_`, which the submission's own token, the
+// deadline and the pool's token all fire.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+
+#include "weft/detail/task.hpp"
+#include "weft/errors.hpp"
+#include "weft/future.hpp"
+#include "weft/outcome.hpp"
+
+namespace weft {
+class pool;
+}
+
+namespace weft::detail {
+
+// The result type of f() or f(std::stop_token).
+template <class F>
+struct task_result_of {
+  static auto probe() {
+    if constexpr (std::is_invocable_v<F&, std::stop_token>) {
+      return std::type_identity<std::invoke_result_t<F&, std::stop_token>>{};
+    } else {
+      static_assert(std::is_invocable_v<F&>, "a task is callable as f() or f(std::stop_token)");
+      return std::type_identity<std::invoke_result_t<F&>>{};
+    }
+  }
+  using type = typename decltype(probe())::type;
+};
+template <class F>
+using task_result_t = typename task_result_of<std::decay_t<F>>::type;
+
+template <class F>
+decltype(auto) invoke_with_token(F& f, const std::stop_token& token) {
+  if constexpr (std::is_invocable_v<F&, std::stop_token>) {
+    return std::invoke(f, token);
+  } else {
+    return std::invoke(f);
+  }
+}
+
+// Runs f and captures how it ended.
+template <class R, class F>
+outcome<R> capture(F& f, const std::stop_token& token) noexcept {
+  try {
+    if constexpr (std::is_void_v<R>) {
+      invoke_with_token(f, token);
+      return outcome<R>::from_value();
+    } else {
+      return outcome<R>::from_value(invoke_with_token(f, token));
+    }
+  } catch (...) {
+    return outcome<R>::from_error(std::current_exception());
+  }
+}
+
+class submission_base {
+ public:
+  submission_base() = default;
+  submission_base(const submission_base&) = delete;
+  submission_base& operator=(const submission_base&) = delete;
+  virtual ~submission_base() = default;
+
+  // pending -> running. False: already cancelled (or abandoned); do not run.
+  bool try_start() noexcept {
+    std::uint8_t expected = kPending;
+    // acq_rel: acquire pairs with nothing in particular on success beyond the queue's own
+    // edges; release/acquire keep the single pending exit totally ordered with try_cancel.
+    return state_.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel);
+  }
+  // pending -> finished with a cancelled outcome. Safe from any thread, any number of times.
+  void try_cancel() noexcept {
+    std::uint8_t expected = kPending;
+    // acq_rel: see try_start; the winner alone delivers.
+    if (state_.compare_exchange_strong(expected, kFinished, std::memory_order_acq_rel)) {
+      release_deadline();
+      deliver_cancelled();
+    }
+  }
+  // pending -> finished, delivering nothing (the submission was rejected).
+  void abandon() noexcept {
+    std::uint8_t expected = kPending;
+    // acq_rel: see try_start.
+    if (state_.compare_exchange_strong(expected, kFinished, std::memory_order_acq_rel)) release_deadline();
+  }
+  void request_stop() noexcept { source_.request_stop(); }
+  std::stop_token token() const noexcept { return source_.get_token(); }
+
+  // Links the submission to outside tokens; called once, after construction is complete
+  // (a token that has already fired calls back at once).
+  void arm(const std::stop_token& user, const std::stop_token& pool_token) {
+    if (user.stop_possible()) user_link_.emplace(user, relay{this});
+    if (pool_token.stop_possible()) pool_link_.emplace(pool_token, relay{this});
+  }
+
+  // Deadline bookkeeping, owned by the pool's timer (runtime/timer.cpp).
+  void* timer_entry = nullptr;  // guarded by the timer's mutex
+  void* timer = nullptr;        // set once before the entry is scheduled
+
+ protected:
+  virtual void deliver_cancelled() noexcept = 0;
+  // After running: mark finished and drop the deadline.
+  void finish() noexcept {
+    // release: nothing reads the state for data; ordering with try_cancel is via the CAS
+    // in try_start (only the runner reaches here).
+    state_.store(kFinished, std::memory_order_release);
+    release_deadline();
+  }
+
+ private:
+  static constexpr std::uint8_t kPending = 0, kRunning = 1, kFinished = 2;
+
+  struct relay {
+    submission_base* self;
+    void operator()() noexcept {
+      self->request_stop();
+      self->try_cancel();
+    }
+  };
+  void release_deadline() noexcept;  // runtime/timer.cpp
+
+  std::atomic<std::uint8_t> state_{kPending};
+  std::stop_source source_;
+  std::optional<std::stop_callback<relay>> user_link_;
+  std::optional<std::stop_callback<relay>> pool_link_;
+};
+
+// Where a submission's outcome goes.
+template <class R>
+struct to_future {
+  std::shared_ptr<future_state<R>> state;
+  void operator()(outcome<R>&& o) noexcept {
+    if (o.has_value()) {
+      if constexpr (std::is_void_v<R>) {
+        state->set_value();
+      } else {
+        try {
+          state->set_value(std::move(o).value());
+        } catch (...) {
+          state->set_exception(std::current_exception());
+        }
+      }
+    } else {
+      state->set_exception(o.error());
+    }
+  }
+};
+
+template <class R, class F, class Done>
+class submission final : public submission_base {
+ public:
+  // report: where an exception thrown by `done` itself goes (the pool's handler).
+  submission(F f, Done done, std::function<void(std::exception_ptr)> report)
+      : f_(std::move(f)), done_(std::move(done)), report_(std::move(report)) {}
+
+  task_result run() noexcept {
+    if (!try_start()) return task_result::cancelled;
+    outcome<R> o = capture<R>(f_, token());
+    const bool ok = o.has_value();
+    finish();
+    deliver(std::move(o));
+    return ok ? task_result::ok : task_result::failed;
+  }
+
+ private:
+  void deliver_cancelled() noexcept override { deliver(outcome<R>::from_cancelled()); }
+  void deliver(outcome<R>&& o) noexcept {
+    try {
+      done_(std::move(o));
+    } catch (...) {
+      if (report_) report_(std::current_exception());
+    }
+  }
+
+  F f_;
+  Done done_;
+  std::function<void(std::exception_ptr)> report_;
+};
+
+// The task block's body for a submission: 16 bytes inline.
+template <class S>
+struct submission_task {
+  std::shared_ptr<S> s;
+  task_result operator()() noexcept { return s->run(); }
+  void cancel() noexcept { s->try_cancel(); }
+};
+
+}  // namespace weft::detail

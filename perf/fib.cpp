@@ -1,0 +1,62 @@
+// perf/fib.cpp: fib(30) with a task per call.
+//
+// Every call with n >= 2 spawns fib(n-1) as a child, computes fib(n-2) inline and joins:
+// the classic measure of spawn + join overhead, since each task does almost nothing.
+// fib(30) = 832040 makes 2,692,537 calls (2 * fib(31) - 1); time/task is time / calls.
+#include <cstdint>
+
+#include "harness.hpp"
+#include "peers.hpp"
+#include "weft/task_group.hpp"
+
+namespace weft_perf {
+namespace {
+
+constexpr int kN = 30;
+constexpr std::uint64_t kResult = 832040;
+constexpr double kCalls = 2692537;
+
+std::uint64_t fib_weft(weft::pool& p, int n) {
+  if (n < 2) return static_cast<std::uint64_t>(n);
+  std::uint64_t a = 0;
+  weft::task_group g(p);
+  g.run([&] { a = fib_weft(p, n - 1); });
+  const std::uint64_t b = fib_weft(p, n - 2);
+  g.wait();
+  return a + b;
+}
+
+void fib_weft_bench(benchmark::State& state) {
+  weft_runtime rt(threads(state));
+  measure(state, [&] { return rt.run([&] { return fib_weft(rt.pool(), kN); }); }, kResult, kCalls,
+          metric::time_per_task);
+  rt.report_stats(state);
+}
+
+#ifdef WEFT_HAVE_TBB
+std::uint64_t fib_tbb(int n) {
+  if (n < 2) return static_cast<std::uint64_t>(n);
+  std::uint64_t a = 0;
+  tbb::task_group g;
+  g.run([&] { a = fib_tbb(n - 1); });
+  const std::uint64_t b = fib_tbb(n - 2);
+  g.wait();
+  return a + b;
+}
+
+void fib_tbb_bench(benchmark::State& state) {
+  tbb_runtime rt(threads(state), tbb_runtime::caller::joins);
+  measure(state, [&] { return rt.run([] { return fib_tbb(kN); }); }, kResult, kCalls, metric::time_per_task);
+}
+#endif
+
+}  // namespace
+
+void register_fib() {
+  register_runtime("fib", "weft", fib_weft_bench);
+#ifdef WEFT_HAVE_TBB
+  register_runtime("fib", "tbb", fib_tbb_bench);
+#endif
+}
+
+}  // namespace weft_perf

@@ -1,0 +1,57 @@
+// perf/main.cpp: weft-perf, every benchmark family in one binary.
+//
+// Usual Google Benchmark flags apply (--benchmark_filter=fib/, --benchmark_repetitions=5,
+// --benchmark_out=run.json). tools/weft-bench builds, runs and tabulates it.
+// Environment: WEFT_PERF_THREADS=1,2,4 (thread counts), WEFT_PERF_PIN=none|compact|scatter
+// (weft's pinning).
+#include <string>
+
+#include "harness.hpp"
+#include "peers.hpp"
+
+#ifdef WEFT_HAVE_TBB
+#include <oneapi/tbb/version.h>
+#endif
+
+namespace {
+
+// Recorded in the JSON context, so that a saved result says what it measured.
+void add_context() {
+  std::string peers;
+#ifdef WEFT_HAVE_TBB
+  peers += "tbb ";
+  benchmark::AddCustomContext("tbb_version", TBB_VERSION_STRING);
+#endif
+#ifdef WEFT_HAVE_OPENMP
+  peers += "openmp ";
+#endif
+  benchmark::AddCustomContext("peers", peers.empty() ? "none" : peers.substr(0, peers.size() - 1));
+  std::string counts;
+  for (int t : weft_perf::thread_counts()) {
+    if (!counts.empty()) counts += ',';
+    counts += std::to_string(t);
+  }
+  benchmark::AddCustomContext("thread_counts", counts);
+  weft_perf::weft_runtime probe(weft_perf::thread_counts().back());
+  benchmark::AddCustomContext("weft_placement", probe.pool().placement());
+#ifdef WEFT_PERF_COMPILER
+  benchmark::AddCustomContext("compiler", WEFT_PERF_COMPILER);
+#endif
+#ifdef WEFT_PERF_FLAGS
+  benchmark::AddCustomContext("cxx_flags", WEFT_PERF_FLAGS);
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  weft_perf::register_fib();
+  weft_perf::register_skynet();
+  weft_perf::register_external();
+  add_context();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

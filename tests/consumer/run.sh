@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs weft from a build tree into a temporary prefix, then builds and runs a consumer
+# against it twice: with find_package(weft) and with pkg-config.
+set -euo pipefail
+build_dir=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+prefix=$(mktemp -d)
+work=$(mktemp -d)
+trap 'rm -rf "$prefix" "$work"' EXIT
+
+cmake --install "$build_dir" --prefix "$prefix" >/dev/null
+cmake -S "$here" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$work/cmake" >/dev/null
+"$work/cmake/consumer"
+
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch)/pkgconfig" \
+  bash -c 'g++ -O2 "$0" $(pkg-config --cflags --libs weft) -o "$1"' "$here/main.cpp" "$work/pc-consumer"
+"$work/pc-consumer"
+echo "consumer: find_package(weft) and pkg-config both work"

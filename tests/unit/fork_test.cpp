@@ -1,0 +1,262 @@
+// tests/unit/fork_test.cpp: fork() while pools run (runtime/fork.hpp states the contract).
+//
+// Every child runs under a time limit twice over: alarm() inside the child, and the parent
+// waits with a deadline and then SIGKILLs it, so a deadlock in the child (say, a lock held
+// across fork by a thread that does not exist there) fails the test instead of hanging CI.
+// Children report through their exit status and leave with _exit(): no atexit handlers or
+// static destructors of the parent's state run in them (nor LeakSanitizer, which would
+// count the dead threads' caches as leaks). Registered from tests/fault/CMakeLists.txt.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "weft/weft.hpp"
+
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_TEST_TSAN 1
+#endif
+#endif
+
+#ifdef WEFT_TEST_TSAN
+// ThreadSanitizer kills a child of a multi-threaded process that starts threads (a new pool)
+// unless told otherwise; what the child does is exactly what this test is about.
+extern "C" const char* __tsan_default_options() { return "die_after_fork=0"; }
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+constexpr auto kChildLimit = 20s;
+
+weft::pool_options small_pool(int workers) {
+  weft::pool_options o;
+  o.workers = workers;
+  o.pinning = weft::pin_policy::none;
+  return o;
+}
+
+// In a child: report a failed check and leave with `code`.
+#define CHILD_CHECK(cond, code)                                                          \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
+      std::fprintf(stderr, "child: check failed (exit %d): %s\n", code, #cond);          \
+      return code;                                                                       \
+    }                                                                                    \
+  } while (0)
+
+// Forks; the child runs fn and exits with its result (0 = pass). Returns a description of
+// how the child ended: "exit 0" is success.
+std::string run_in_child(const std::function<int()>& fn) {
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) return std::string("fork failed: ") + std::strerror(errno);
+  if (pid == 0) {
+    alarm(static_cast<unsigned>(kChildLimit.count()) + 10);  // backstop: SIGALRM kills the child
+    int code = 90;
+    try {
+      code = fn();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "child: unexpected exception: %s\n", e.what());
+      code = 91;
+    } catch (...) {
+      code = 92;
+    }
+    _exit(code);
+  }
+  const auto deadline = clock_type::now() + kChildLimit;
+  int status = 0;
+  for (;;) {
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) return std::string("waitpid failed: ") + std::strerror(errno);
+    if (clock_type::now() >= deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return "child hung (killed after " + std::to_string(kChildLimit.count()) + " s)";
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("killed by signal ") + strsignal(WTERMSIG(status));
+  return "ended with status " + std::to_string(status);
+}
+
+// In a child: a pool created there works (external and nested submission, groups, waits).
+int use_a_new_pool() {
+  weft::pool p(small_pool(2));
+  std::atomic<int> ran{0};
+  std::vector<weft::future<int>> fs;
+  for (int i = 0; i < 1000; ++i) fs.push_back(p.submit([i] { return i; }));  // > one magazine of blocks
+  for (int i = 0; i < 1000; ++i) p.post([&] { ran.fetch_add(1); });
+  int sum = 0;
+  for (auto& f : fs) sum += f.get();
+  CHILD_CHECK(sum == 999 * 1000 / 2, 10);
+  const int nested = p.submit([&] {
+                        weft::task_group g(p);
+                        std::atomic<int> n{0};
+                        for (int i = 0; i < 16; ++i) g.run([&] { n.fetch_add(1); });
+                        g.wait();
+                        return n.load() + p.submit([] { return 100; }).get();
+                      }).get();
+  CHILD_CHECK(nested == 116, 11);
+  p.close();
+  CHILD_CHECK(ran.load() == 1000, 12);
+  return 0;
+}
+
+// Keeps a pool busy: tasks that re-post themselves until stopped, counted both ways.
+struct busy_load {
+  explicit busy_load(weft::pool& p) : pool(p) {}
+  void start(int chains) {
+    for (int i = 0; i < chains; ++i) step();
+  }
+  void step() {
+    posted.fetch_add(1);
+    pool.post([this] {
+      ran.fetch_add(1);
+      if (!stop.load()) step();
+    });
+  }
+  weft::pool& pool;
+  std::atomic<bool> stop{false};
+  std::atomic<long> posted{0}, ran{0};
+};
+
+TEST(Fork, ChildSeesParentPoolClosedAndCanMakeItsOwn) {
+  auto parent_pool = std::make_unique<weft::pool>(small_pool(3));
+  busy_load load(*parent_pool);
+  load.start(8);
+  std::this_thread::sleep_for(20ms);  // the workers are running tasks now
+
+  const std::string child = run_in_child([&]() -> int {
+    weft::pool& old = *parent_pool;
+    try {
+      old.post([] {});
+      CHILD_CHECK(!"post did not throw", 1);
+    } catch (const weft::pool_closed& e) {
+      CHILD_CHECK(std::strstr(e.what(), "fork") != nullptr, 2);
+    }
+    try {
+      (void)old.submit([] { return 1; });
+      CHILD_CHECK(!"submit did not throw", 3);
+    } catch (const weft::pool_closed& e) {
+      CHILD_CHECK(std::strstr(e.what(), "fork") != nullptr, 4);
+    }
+    CHILD_CHECK(old.try_post([] {}) == weft::submit_status::closed, 5);
+    {
+      weft::task_group g(old);
+      bool threw = false;
+      try {
+        g.run([] {});
+      } catch (const weft::pool_closed&) {
+        threw = true;
+      }
+      CHILD_CHECK(threw, 6);
+      CHILD_CHECK(g.idle(), 7);
+    }
+    if (const int rc = use_a_new_pool(); rc != 0) return rc;
+    const auto t0 = clock_type::now();
+    old.close();
+    CHILD_CHECK(clock_type::now() - t0 < 2s, 20);
+    const auto t1 = clock_type::now();
+    parent_pool.reset();  // destroys the pool created before the fork
+    CHILD_CHECK(clock_type::now() - t1 < 2s, 21);
+    return 0;
+  });
+  EXPECT_EQ(child, "exit 0");
+
+  // The parent's pool is untouched by the child's doings.
+  EXPECT_EQ(parent_pool->submit([] { return 5; }).get(), 5);
+  load.stop.store(true);
+  parent_pool->close();
+  EXPECT_EQ(load.ran.load(), load.posted.load());
+  EXPECT_GT(load.ran.load(), 8);
+}
+
+// fork() while other threads submit, wait on futures and groups (the task-block depot and
+// the wait table are locked around fork by the atfork handlers; a child that inherited one
+// of them locked would hang in use_a_new_pool).
+TEST(Fork, ForkWhileOtherThreadsSubmit) {
+  weft::pool p(small_pool(2));
+  std::atomic<bool> stop{false};
+  std::atomic<long> accepted{0}, ran{0};
+  std::vector<std::thread> submitters;
+  for (int t = 0; t < 3; ++t) {
+    submitters.emplace_back([&, t] {
+      while (!stop.load()) {
+        if (t == 0) {  // many blocks in flight: magazines move through the depot
+          for (int i = 0; i < 600; ++i) {
+            p.post([&] { ran.fetch_add(1); });
+            accepted.fetch_add(1);
+          }
+        } else if (t == 1) {  // external waits: wait-table buckets locked and unlocked
+          accepted.fetch_add(1);
+          ran.fetch_add(p.submit([] { return 1; }).get());
+        } else {  // waits on workers: groups with nested submit+get
+          weft::task_group g(p);
+          for (int i = 0; i < 8; ++i) {
+            accepted.fetch_add(1);
+            g.run([&] { ran.fetch_add(p.submit([] { return 1; }).get()); });
+          }
+          g.wait();
+        }
+      }
+    });
+  }
+  const int forks = 10;
+  for (int i = 0; i < forks; ++i) {
+    std::this_thread::sleep_for(5ms);
+    const std::string child = run_in_child([&] {
+      try {
+        p.post([] {});
+        return 30;
+      } catch (const weft::pool_closed&) {
+      }
+      return use_a_new_pool();
+    });
+    EXPECT_EQ(child, "exit 0") << "fork " << i;
+  }
+  stop.store(true);
+  for (auto& t : submitters) t.join();
+  p.close();
+  EXPECT_EQ(ran.load(), accepted.load());
+}
+
+// A pool created in a child is an ordinary pool, also for a grandchild.
+TEST(Fork, PoolCreatedInChildIsForkAwareToo) {
+  const std::string child = run_in_child([] {
+    weft::pool p(small_pool(2));
+    CHILD_CHECK(p.submit([] { return 3; }).get() == 3, 40);
+    const std::string grandchild = run_in_child([&] {
+      CHILD_CHECK(p.try_post([] {}) == weft::submit_status::closed, 41);
+      return use_a_new_pool();
+    });
+    if (grandchild != "exit 0") {
+      std::fprintf(stderr, "grandchild: %s\n", grandchild.c_str());
+      return 42;
+    }
+    CHILD_CHECK(p.submit([] { return 4; }).get() == 4, 43);
+    return 0;
+  });
+  EXPECT_EQ(child, "exit 0");
+}
+
+}  // namespace
