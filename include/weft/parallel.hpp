@@ -27,19 +27,39 @@
 // std::invalid_argument naming the argument ("first", "last", "grain") before anything runs.
 // Called from outside a closed pool, a call with work throws pool_closed before any of it runs.
 //
-// Cancellation. When a task_group enclosing the calling task is cancelled, pieces that have
-// not started are skipped and the call returns normally (as oneTBB's algorithms do):
-// parallel_for has then run only some indices and parallel_reduce returns an unspecified
-// value. Check the enclosing group.
+// Cancellation. When a task_group enclosing the calling task is cancelled (task_group.hpp),
+// pieces that have not started are skipped, running parallel_for pieces stop at their next
+// block of `grain` indices, and the call returns normally (as oneTBB's algorithms do): parallel_for
+// has then run only some indices and parallel_reduce returns an unspecified value. Check
+// the enclosing group (its wait() reports group_status::cancelled).
 //
-// Costs. One task_group and, per piece, one task (no allocation in steady state: the
-// closures fit a task block's inline storage). A call whose range fits one grain, made from
-// a worker, runs inline with no task at all. The callables are taken by reference and
-// inlined into the loop over indices; nothing is copied.
+// Costs. One task_group and, per piece split off, one task (no allocation in steady state:
+// the closures fit a task block's inline storage); parallel_for also allocates one small
+// array of p.size() + 1 counters per call, and parallel_reduce one task_group per split. A
+// call whose range fits one grain, made from a worker, runs inline with no task at all.
+// From outside the pool, the root is one pool::submit (one shared-state allocation). The
+// callables are taken by reference and inlined into the loop over indices; nothing is
+// copied.
 //
-// Measurements behind the defaults (AMD EPYC, 2 cores, g++ 12 -O3, pool of 1 or 2
-// workers, median of 5 runs, ms; perf/bench_parallel.cpp has the benchmarks):
-// MEASUREMENTS
+// Measurements behind the defaults: lazy (demand) vs eager splitting, and the grain.
+// AMD EPYC VM, 2 cores (no SMT, one NUMA node), g++ 12 -O3, 2 workers; ms, median (min) of
+// 6 runs interleaved across variants; perf/bench_parallel.cpp, WEFT_PERF_PARALLEL_SWEEP=1.
+// demand = lazy binary splitting, halving = recursive halving, flat = eager pre-split into
+// k pieces per worker (detail/parallel_impl.hpp); grain = ceil(n / (k * workers)).
+//   k = 8                                 demand      halving     flat
+//   sqrt, 100M doubles (compute-bound)    110 (108)   113 (104)   115 (108)
+//   STREAM triad, 3 x 32M doubles         23 (19)     23 (22)     22 (21)
+// Big loops: no difference beyond noise. k = 1 is the one clear loser once the machine is
+// shared (sqrt with another process busy on the cores: 271 ms at k = 1 against 166-195 at
+// k = 4..64, for every strategy): pieces must be small enough to rebalance. Small nested
+// loops decide it: 2000 inner parallel_for calls of 100 / 1000 cheap indices run inside an
+// outer parallel_for take demand 0.42 / 0.77, halving 0.76 / 1.05, flat 0.70 / 1.00 ms, as
+// demand splits only when a thief is waiting (fewer tasks). For demand, the same nested
+// loops by pieces per worker: k = 4: 0.34 / 0.57-0.76, 8: 0.41 / 0.68, 16: 0.51 / 0.83,
+// 64: 0.92 / 1.38. Hence demand splitting with k = 8 (small nested loops cheap, an eighth
+// of a share as the balancing unit for big ones). Against the peers, same machine, 1 / 2
+// threads, median ms: sqrt weft 211 / 110, oneTBB 218 / 110, OpenMP static 214 / 116;
+// triad 24 / 19, 26 / 19, 25 / 21; sum (parallel_reduce) 55 / 29, 56 / 28, 56 / 28.
 #pragma once
 
 #include <type_traits>
@@ -58,7 +78,7 @@ namespace weft {
 // as lvalues, by reference (never copied); their results are discarded.
 // If any throws, callables that have not started are skipped, and the first exception is
 // rethrown once all the others have finished or been skipped.
-// Cost: n - 1 tasks and one task_group; n == 1 from a worker is a plain call.
+// Cost: one task_group and n - 1 tasks (none for n == 1 from a worker).
 template <class... F>
 void parallel_invoke(pool& p, F&&... fs) {
   static_assert(sizeof...(F) >= 1, "parallel_invoke needs at least one callable");
@@ -94,11 +114,15 @@ void parallel_invoke(pool& p, F&&... fs) {
 // larger grain when f is very cheap and the range is small (a piece should take at least a
 // few microseconds); a smaller one when iterations vary a lot in cost.
 //
-// Splitting (recursive halving): the range is halved until a piece holds at most `grain`
-// indices; each split spawns the right half as a task and keeps the left, so thieves take
-// the biggest untaken halves and a loop queues at most log2(n / grain) pieces per worker.
+// Splitting (lazy binary splitting, on demand): a piece runs its indices `grain` at a time,
+// and before each block it splits off the right half of what it has left, as a task, only
+// if the piece it split off before has already been taken (stolen, or popped by its own
+// worker). Idle workers thus always find one big half to steal, and a loop nobody steals
+// from creates only about log2(n / grain) tasks. Each worker keeps at most one untaken
+// piece of a loop in its deque. The split points depend on timing; every index still runs
+// exactly once.
 template <class First, class Last, class Grain, class F>
-  requires detail::parallel_index<First> && detail::parallel_index<Last> && detail::parallel_index<Grain>
+requires detail::parallel_index<First> && detail::parallel_index<Last> && detail::parallel_index<Grain>
 void parallel_for(pool& p, First first, Last last, Grain grain, F&& f) {
   using Index = std::common_type_t<First, Last>;
   using Body = std::remove_cvref_t<F>;
@@ -110,7 +134,7 @@ void parallel_for(pool& p, First first, Last last, Grain grain, F&& f) {
 }
 
 template <class First, class Last, class F>
-  requires detail::parallel_index<First> && detail::parallel_index<Last>
+requires detail::parallel_index<First> && detail::parallel_index<Last>
 void parallel_for(pool& p, First first, Last last, F&& f) {
   using Index = std::common_type_t<First, Last>;
   using Body = std::remove_cvref_t<F>;
@@ -140,8 +164,8 @@ void parallel_for(pool& p, First first, Last last, F&& f) {
 // Indices, grain, exceptions, threads: as parallel_for. Cost: one task and one task_group
 // per split (each split joins its two halves), and one copy of identity per piece.
 template <class First, class Last, class Grain, class T, class Map, class Combine>
-  requires detail::parallel_index<First> && detail::parallel_index<Last> && detail::parallel_index<Grain>
-T parallel_reduce(pool& p, First first, Last last, Grain grain, T identity, const Map& map, const Combine& combine) {
+requires detail::parallel_index<First> && detail::parallel_index<Last> && detail::parallel_index<Grain> T
+parallel_reduce(pool& p, First first, Last last, Grain grain, T identity, const Map& map, const Combine& combine) {
   using Index = std::common_type_t<First, Last>;
   static_assert(std::is_invocable_v<const Map&, Index>, "parallel_reduce needs map(i)");
   static_assert(std::is_convertible_v<std::invoke_result_t<const Map&, Index>, T>, "map(i) must convert to T");
@@ -153,8 +177,10 @@ T parallel_reduce(pool& p, First first, Last last, Grain grain, T identity, cons
 }
 
 template <class First, class Last, class T, class Map, class Combine>
-  requires detail::parallel_index<First> && detail::parallel_index<Last>
-T parallel_reduce(pool& p, First first, Last last, T identity, const Map& map, const Combine& combine) {
+requires detail::parallel_index<First> && detail::parallel_index<Last> T parallel_reduce(pool& p, First first,
+                                                                                         Last last, T identity,
+                                                                                         const Map& map,
+                                                                                         const Combine& combine) {
   using Index = std::common_type_t<First, Last>;
   static_assert(std::is_invocable_v<const Map&, Index>, "parallel_reduce needs map(i)");
   static_assert(std::is_convertible_v<std::invoke_result_t<const Map&, Index>, T>, "map(i) must convert to T");

@@ -2,6 +2,8 @@
 // (parallel.hpp): every index exactly once over sizes x grains x pool sizes, both body forms,
 // every internal splitting strategy, index types, nesting (a pool of one worker included),
 // calls from outside and from inside tasks, exceptions, invalid arguments.
+#include "weft/parallel.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,13 +13,13 @@
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
-#include "weft/parallel.hpp"
 #include "weft/weft.hpp"
 
 namespace {
@@ -56,10 +58,14 @@ class hit_counter {
 
 enum class where { outside, inside };
 
+void PrintTo(where w, std::ostream* os) { *os << (w == where::outside ? "outside" : "inside"); }
+
 // Runs body from the chosen side: the test thread, or a task on p.
 void on_side(weft::pool& p, where w, const std::function<void()>& body) {
-  if (w == where::outside) body();
-  else p.submit(body).get();
+  if (w == where::outside)
+    body();
+  else
+    p.submit(body).get();
 }
 
 // Pool size x calling side, the parameters of most suites below.
@@ -92,8 +98,10 @@ TEST_P(ParallelForCoverage, EveryIndexExactlyOnce) {
     hits.hit(i);
   };
   on_side(p, side(), [&] {
-    if (grain() == kDefaultGrain) weft::parallel_for(p, std::size_t{0}, size(), body);
-    else weft::parallel_for(p, std::size_t{0}, size(), grain(), body);
+    if (grain() == kDefaultGrain)
+      weft::parallel_for(p, std::size_t{0}, size(), body);
+    else
+      weft::parallel_for(p, std::size_t{0}, size(), grain(), body);
   });
   EXPECT_EQ(hits.wrong(1), "");
   EXPECT_EQ(off_pool.load(), 0) << "the body ran on a thread that is not one of the pool's workers";
@@ -112,14 +120,20 @@ TEST_P(ParallelForCoverage, ChunkFormCoversTheRangeInChunksOfAtMostGrain) {
     for (std::size_t i = lo; i < hi; ++i) hits.hit(i);
   };
   on_side(p, side(), [&] {
-    if (grain() == kDefaultGrain) weft::parallel_for(p, std::size_t{0}, size(), body);
-    else weft::parallel_for(p, std::size_t{0}, size(), grain(), body);
+    if (grain() == kDefaultGrain)
+      weft::parallel_for(p, std::size_t{0}, size(), body);
+    else
+      weft::parallel_for(p, std::size_t{0}, size(), grain(), body);
   });
   EXPECT_EQ(hits.wrong(1), "");
   EXPECT_EQ(bad_chunks.load(), 0);
-  const std::size_t limit = grain() == kDefaultGrain ? std::max<std::size_t>(1, (size() + 8 * pool_size() - 1) / (8 * pool_size()))
-                                                     : static_cast<std::size_t>(grain());
+  const std::size_t limit = grain() == kDefaultGrain
+                                ? weft::detail::default_grain<std::size_t>(size(), static_cast<unsigned>(pool_size()))
+                                : static_cast<std::size_t>(grain());
   EXPECT_LE(largest.load(), limit);
+  if (grain() == kDefaultGrain && size() >= 1000) {
+    EXPECT_LE(largest.load(), size() / 8) << "the default grain should give each worker several pieces";
+  }
 }
 
 TEST_P(ParallelForCoverage, ReduceMatchesAccumulate) {
@@ -140,8 +154,8 @@ TEST_P(ParallelForCoverage, ReduceMatchesAccumulate) {
 
 std::string coverage_name(const testing::TestParamInfo<coverage_param>& info) {
   const long g = std::get<1>(info.param);
-  return "n" + std::to_string(std::get<0>(info.param)) + "_grain" + (g == kDefaultGrain ? "Default" : std::to_string(g)) +
-         "_workers" + std::to_string(std::get<2>(info.param)) +
+  return "n" + std::to_string(std::get<0>(info.param)) + "_grain" +
+         (g == kDefaultGrain ? "Default" : std::to_string(g)) + "_workers" + std::to_string(std::get<2>(info.param)) +
          (std::get<3>(info.param) == where::outside ? "_outside" : "_inside");
 }
 
@@ -188,6 +202,13 @@ TEST_P(SplitStrategy, StopsAfterTheFirstException) {
   }
   EXPECT_EQ(hits.at(kN / 3), 1);
   EXPECT_EQ(hits.wrong(1).find("=2"), std::string::npos) << "an index ran twice:" << hits.wrong(1);
+  if (n_workers == 1) {
+    // One worker runs the pieces in index order (it pops its own deque LIFO and every
+    // strategy pushes the far end first): exactly the indices up to the failing one ran.
+    std::size_t ran = 0;
+    for (std::size_t i = 0; i < kN; ++i) ran += static_cast<std::size_t>(hits.at(i));
+    EXPECT_EQ(ran, std::size_t{kN / 3 + 1}) << "pieces after the failure were not skipped";
+  }
 }
 
 std::string strategy_name(const testing::TestParamInfo<strategy_param>& info) {
@@ -225,8 +246,8 @@ TYPED_TEST(IndexTypes, TopOfTheRangeSumsExactly) {
   });
   EXPECT_EQ(calls.load(), 100);
   EXPECT_EQ(sum.load(), 99 * 100 / 2);
-  const long long r = weft::parallel_reduce(p, first, last, 5, 0LL, [&](T i) { return static_cast<long long>(i - first); },
-                                            std::plus<>{});
+  const long long r = weft::parallel_reduce(
+      p, first, last, 5, 0LL, [&](T i) { return static_cast<long long>(i - first); }, std::plus<>{});
   EXPECT_EQ(r, 99 * 100 / 2);
 }
 
@@ -272,8 +293,18 @@ TEST(ParallelFor, InvalidArgumentsThrowBeforeAnythingRuns) {
   expect_invalid([&] { weft::parallel_for(p, 0L, 10L, std::numeric_limits<long long>::min(), body); }, "grain");
   expect_invalid([&] { weft::parallel_for(p, 10L, 0L, body); }, "first");
   expect_invalid([&] { weft::parallel_for(p, -1, std::size_t{5}, [](std::size_t) {}); }, "first");
-  expect_invalid([&] { weft::parallel_reduce(p, 0, 10, 0, 0, [](int i) { return i; }, std::plus<>{}); }, "grain");
-  expect_invalid([&] { weft::parallel_reduce(p, 3, 2, 0, [](int i) { return i; }, std::plus<>{}); }, "first");
+  expect_invalid(
+      [&] {
+        weft::parallel_reduce(
+            p, 0, 10, 0, 0, [](int i) { return i; }, std::plus<>{});
+      },
+      "grain");
+  expect_invalid(
+      [&] {
+        weft::parallel_reduce(
+            p, 3, 2, 0, [](int i) { return i; }, std::plus<>{});
+      },
+      "first");
   EXPECT_EQ(calls.load(), 0);
 }
 
@@ -281,7 +312,9 @@ TEST(ParallelFor, EmptyRangeRunsNothingEvenWithAHugeGrain) {
   weft::pool p(workers(1));
   weft::parallel_for(p, 5, 5, [](int) { ADD_FAILURE(); });
   weft::parallel_for(p, 5, 5, std::numeric_limits<unsigned long long>::max(), [](int) { ADD_FAILURE(); });
-  EXPECT_EQ(weft::parallel_reduce(p, 5, 5, 42, [](int) { return 1; }, std::plus<>{}), 42);
+  EXPECT_EQ(weft::parallel_reduce(
+                p, 5, 5, 42, [](int) { return 1; }, std::plus<>{}),
+            42);
 }
 
 // ---- nesting ----------------------------------------------------------------------------
@@ -309,7 +342,8 @@ TEST_P(Nesting, ThreeLevelsOfReduceInsideForInsideInvoke) {
   std::atomic<long> total{0};
   auto level = [&] {
     weft::parallel_for(p, 0, 16, 1, [&](int) {
-      total.fetch_add(weft::parallel_reduce(p, 0L, 500L, 1L, 0L, [](long j) { return j; }, std::plus<>{}));
+      total.fetch_add(weft::parallel_reduce(
+          p, 0L, 500L, 1L, 0L, [](long j) { return j; }, std::plus<>{}));
     });
   };
   on_side(p, side, [&] { weft::parallel_invoke(p, level, level, level); });
@@ -389,37 +423,41 @@ TEST_P(Exceptions, TheCallerGetsItOnlyAfterEveryPieceFinished) {
   EXPECT_EQ(running_at_throw_out.load(), 0);
 }
 
-TEST_P(Exceptions, EveryIndexThrowingDeliversExactlyOne) {
+TEST_P(Exceptions, EveryIndexThrowingStopsTheLoopEarly) {
   const auto [n_workers, side] = GetParam();
   weft::pool p(workers(n_workers));
   std::atomic<int> thrown{0};
   on_side(p, side, [&] {
-    EXPECT_THROW(weft::parallel_for(p, 0, 10000, [&](int) {
-      thrown.fetch_add(1);
-      throw 17;
-    }),
+    EXPECT_THROW(weft::parallel_for(p, 0, 10000, 1,
+                                    [&](int) {
+                                      thrown.fetch_add(1);
+                                      throw 17;
+                                    }),
                  int);
   });
   EXPECT_GE(thrown.load(), 1);
-  EXPECT_LE(thrown.load(), 16 * n_workers) << "splitting should stop after the first failure";
+  // Pieces already running when the first failure lands may still throw; no new ones start.
+  EXPECT_LE(thrown.load(), 16 * n_workers) << "splitting and spawning should stop after the first failure";
 }
 
 TEST_P(Exceptions, ReduceMapOrCombineThrowing) {
   const auto [n_workers, side] = GetParam();
   weft::pool p(workers(n_workers));
   on_side(p, side, [&] {
-    EXPECT_THROW(weft::parallel_reduce(p, 0, 100000, 0L,
-                                       [](int i) -> long {
-                                         if (i == 77777) throw std::length_error("map");
-                                         return i;
-                                       },
-                                       std::plus<>{}),
+    EXPECT_THROW(weft::parallel_reduce(
+                     p, 0, 100000, 0L,
+                     [](int i) -> long {
+                       if (i == 77777) throw std::length_error("map");
+                       return i;
+                     },
+                     std::plus<>{}),
                  std::length_error);
-    EXPECT_THROW(weft::parallel_reduce(p, 0, 100000, 10, 0L, [](int i) -> long { return i; },
-                                       [](long a, long b) -> long {
-                                         if (a + b > 4000000000L) throw std::overflow_error("combine");
-                                         return a + b;
-                                       }),
+    EXPECT_THROW(weft::parallel_reduce(
+                     p, 0, 100000, 10, 0L, [](int i) -> long { return i; },
+                     [](long a, long b) -> long {
+                       if (a + b > 4000000000L) throw std::overflow_error("combine");
+                       return a + b;
+                     }),
                  std::overflow_error);
   });
 }
@@ -445,8 +483,8 @@ TEST(ParallelReduce, FloatingPointSumIsDeterministicForAGrain) {
   std::vector<double> v(1 << 18);
   for (std::size_t i = 0; i < v.size(); ++i) v[i] = 1.0 / static_cast<double>(i + 1) * ((i % 3 == 0) ? -1e8 : 1.0);
   auto sum = [&](weft::pool& p) {
-    return weft::parallel_reduce(p, std::size_t{0}, v.size(), 1000, 0.0, [&](std::size_t i) { return v[i]; },
-                                 std::plus<>{});
+    return weft::parallel_reduce(
+        p, std::size_t{0}, v.size(), 1000, 0.0, [&](std::size_t i) { return v[i]; }, std::plus<>{});
   };
   weft::pool p1(workers(1));
   weft::pool p4(workers(4));
@@ -472,8 +510,8 @@ TEST(ParallelReduce, MoveOnlyAndNonDefaultConstructibleResults) {
     box& operator=(box&&) noexcept = default;
     total t;
   };
-  const box r = weft::parallel_reduce(p, 0, 10000, 7, box(0), [](int i) { return box(i); },
-                                      [](box a, box b) { return box(*a.t.value + *b.t.value); });
+  const box r = weft::parallel_reduce(
+      p, 0, 10000, 7, box(0), [](int i) { return box(i); }, [](box a, box b) { return box(*a.t.value + *b.t.value); });
   EXPECT_EQ(*r.t.value, 9999L * 10000 / 2);
 }
 
@@ -512,7 +550,8 @@ TEST_P(Invoke, FirstExceptionAfterAllFinished) {
   };
   on_side(p, side, [&] {
     try {
-      weft::parallel_invoke(p, slow, [] { throw std::domain_error("middle"); }, slow, slow);
+      weft::parallel_invoke(
+          p, slow, [] { throw std::domain_error("middle"); }, slow, slow);
       ADD_FAILURE() << "no exception";
     } catch (const std::domain_error& e) {
       EXPECT_STREQ(e.what(), "middle");
@@ -527,7 +566,8 @@ TEST(ParallelInvoke, TheLastRunsOnTheCallingWorkerAndNothingOnAnOutsideCaller) {
   int caller = -3;
   p.submit([&] {
      caller = p.current_worker_index();
-     weft::parallel_invoke(p, [] {}, [] {}, [&] { last_on = p.current_worker_index(); });
+     weft::parallel_invoke(
+         p, [] {}, [] {}, [&] { last_on = p.current_worker_index(); });
    }).get();
   EXPECT_EQ(last_on, caller);
   std::atomic<int> off_pool{0};
@@ -548,15 +588,38 @@ TEST(ParallelFor, FromOutsideAClosedPoolThrowsPoolClosedAndRunsNothing) {
   std::atomic<int> calls{0};
   EXPECT_THROW(weft::parallel_for(p, 0, 100, [&](int) { calls.fetch_add(1); }), weft::pool_closed);
   EXPECT_THROW(weft::parallel_invoke(p, [&] { calls.fetch_add(1); }), weft::pool_closed);
-  EXPECT_THROW(weft::parallel_reduce(p, 0, 100, 0, [](int i) { return i; }, std::plus<>{}), weft::pool_closed);
+  EXPECT_THROW(weft::parallel_reduce(
+                   p, 0, 100, 0, [](int i) { return i; }, std::plus<>{}),
+               weft::pool_closed);
   EXPECT_EQ(calls.load(), 0);
+}
+
+TEST(ParallelFor, CancellingAnEnclosingGroupSkipsWhatHasNotStarted) {
+  weft::pool p(workers(2));
+  constexpr int kN = 20000;
+  std::atomic<int> ran{0};
+  std::atomic<bool> returned{false};
+  weft::task_group g(p);
+  g.run([&] {
+    weft::parallel_for(p, 0, kN, 1, [&](int) {
+      ran.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    });
+    returned.store(true);
+  });
+  while (ran.load() == 0) std::this_thread::yield();
+  g.cancel();
+  EXPECT_EQ(g.wait(), weft::group_status::cancelled);
+  EXPECT_TRUE(returned.load()) << "parallel_for returns normally when cancelled";
+  EXPECT_LT(ran.load(), kN / 2) << "pieces kept running after the cancellation";
 }
 
 TEST(ParallelFor, OneWorkerDeepNestingDoesNotDeadlock) {
   weft::pool p(workers(1));
   std::function<long(int)> tree = [&](int depth) -> long {
     if (depth == 0) return 1;
-    return weft::parallel_reduce(p, 0, 3, 1, 0L, [&](int) { return tree(depth - 1); }, std::plus<>{});
+    return weft::parallel_reduce(
+        p, 0, 3, 1, 0L, [&](int) { return tree(depth - 1); }, std::plus<>{});
   };
   std::atomic<long> leaves{0};
   weft::parallel_for(p, 0, 4, 1, [&](int) { leaves.fetch_add(tree(6)); });
