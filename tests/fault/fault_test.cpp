@@ -452,7 +452,13 @@ void configure_faults(std::uint64_t seed) {
 constexpr const char* kPointNames[] = {"task_alloc", "deque_grow", "before_steal_cas", "pop_after_fence", "before_park"};
 static_assert(std::size(kPointNames) == static_cast<std::size_t>(fault::point::count_));
 
-TEST(FaultAccounting, EverySubmissionRunsOnceOrIsRejected) {
+#if WEFT_FAULT_STRESS
+#define FAULT_SUITE FaultAccountingStress  // distinct CTest names for the two builds
+#else
+#define FAULT_SUITE FaultAccounting
+#endif
+
+TEST(FAULT_SUITE, EverySubmissionRunsOnceOrIsRejected) {
   const std::uint64_t max_ids = weft_test::scaled(kMaxIds);
   std::uint64_t injected[std::size(kPointNames)] = {};
   for (int round = 0; round < kRounds; ++round) {

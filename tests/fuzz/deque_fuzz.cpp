@@ -1,6 +1,7 @@
 // tests/fuzz/deque_fuzz.cpp: libFuzzer target for the Chase-Lev deque (weft/detail/deque.hpp).
 //
-// Input: a header byte, then one byte per operation.
+// Input: a header byte, then one byte per operation (FuzzedDataProvider takes them from the
+// end of the input backwards).
 //   header bits 0-1: initial capacity 2 << n (2..16: growth all the time)
 //   header bit 2:    after the sequential phase, a concurrent phase with a thief thread
 //   op % 4 == 0, 1:  push a burst of 1 + (op >> 2) % 8 fresh values

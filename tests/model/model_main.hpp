@@ -5,6 +5,8 @@
 //   <model> --negative NAME [SCHEDULER]   run a negative: a deliberately broken variant that
 //                                          Relacy must catch
 //   <model> --list                         list the checks with their default schedulers
+//   <model> --registered NAME...           exit 0 iff NAME... are exactly the checks (CMake
+//                                          runs this, so a check cannot go unregistered)
 // SCHEDULER overrides the check's default, for deeper runs by hand:
 //   --full            full search (every interleaving and every value a load may return)
 //   --bound K         context-bound search: at most K preemptions per execution
@@ -18,9 +20,9 @@
 
 #include "relacy_sync.hpp"  // first: see its header comment
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <initializer_list>
 #include <iostream>
 #include <span>
 #include <string>
@@ -54,6 +56,25 @@ inline int run_checks(int argc, char** argv, std::span<const check> checks) {
                 << (c.must_find.empty() ? "" : " (negative)") << "\n";
     }
     return argc < 2 ? 2 : 0;
+  }
+  if (std::string_view(argv[1]) == "--registered") {
+    std::vector<std::string_view> given(argv + 2, argv + argc);
+    bool same = given.size() == checks.size();
+    for (const check& c : checks) {
+      if (std::find(given.begin(), given.end(), c.name) == given.end()) {
+        std::cout << "check '" << c.name << "' is not registered with CTest (tests/model/CMakeLists.txt)\n";
+        same = false;
+      }
+    }
+    for (std::string_view g : given) {
+      bool known = false;
+      for (const check& c : checks) known = known || c.name == g;
+      if (!known) {
+        std::cout << "CTest registers '" << g << "', which is not a check\n";
+        same = false;
+      }
+    }
+    return same ? 0 : 1;
   }
   const bool negative = std::string_view(argv[1]) == "--negative";
   if (negative) {

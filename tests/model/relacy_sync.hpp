@@ -6,7 +6,7 @@
 // explores the code that ships, not a copy of it.
 //
 //   rl_sync      atomics: a thin wrapper over rl::atomic<T> that forwards each call with its
-//                memory order and the *caller's* file and line (std::source_location), so
+//                memory order and the *caller's* file and line (a defaulted argument), so
 //                Relacy's traces point into deque.hpp / sleep.hpp. Fences: rl::atomic_thread_fence.
 //                Arrays: plain new[]/delete[]; Relacy replaces the global operator new/delete
 //                while a simulation runs, so these allocations are still tracked (leaks,
@@ -26,6 +26,8 @@
 // the shipped headers compile unchanged.
 #pragma once
 
+// Standard headers first: relacy.hpp's macros would break them (the include guards then keep
+// later includes of the same headers from being re-read).
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -38,7 +40,6 @@
 #include <memory>
 #include <mutex>
 #include <new>
-#include <source_location>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -49,7 +50,9 @@
 
 // Relacy replaces the global operator new/delete with *inline* functions and has no sized
 // operator delete. With sized deallocation on, an optimised build sends `delete` to
-// libstdc++'s sized operator, which frees Relacy's blocks with ::free and aborts.
+// libstdc++'s sized operator, which frees Relacy's blocks with ::free and aborts. For the
+// same reason a test must not let libstdc++'s compiled code free what inlined code allocated
+// during a simulation (no std::ostringstream and the like inside the tests).
 #if defined(__cpp_sized_deallocation)
 #error "compile the model checks with -fno-sized-deallocation (see tests/model/CMakeLists.txt)"
 #endif
@@ -73,37 +76,44 @@ namespace weft::model {
 
 enum class weakening { none, no_seq_cst_fence, release_as_relaxed };
 
+// The file and line of a call: as a defaulted parameter, it is built at the call site.
+// (std::source_location would do, but clang 14 with libstdc++ 12 lacks it; GCC and clang
+// both evaluate __builtin_FILE/__builtin_LINE in a default argument where it is used.)
+struct call_site {
+  constexpr call_site(const char* f = __builtin_FILE(), unsigned l = __builtin_LINE()) noexcept : file(f), line(l) {}
+  const char* file;
+  unsigned line;
+};
+
 // Relacy's debug info for the code that called the wrapper (deque.hpp, sleep.hpp).
-inline rl::debug_info caller(const std::source_location& loc) noexcept {
-  return rl::debug_info("", loc.file_name(), loc.line());
-}
+inline rl::debug_info caller(call_site at) noexcept { return rl::debug_info("", at.file, at.line); }
 
 // std::atomic's interface as the shipped code uses it, over rl::atomic.
 template <class T>
 class rl_atomic {
-  using here = std::source_location;
+  using here = call_site;
   using add_type = typename rl::atomic_add_type<T>::type;
 
  public:
   // Like std::atomic<T> in C++20: the default constructor value-initialises.
-  rl_atomic(here loc = here::current()) { a_.store(T{}, rl::mo_relaxed, caller(loc)); }
-  rl_atomic(T v, here loc = here::current()) { a_.store(v, rl::mo_relaxed, caller(loc)); }
+  rl_atomic(here loc = {}) { a_.store(T{}, rl::mo_relaxed, caller(loc)); }
+  rl_atomic(T v, here loc = {}) { a_.store(v, rl::mo_relaxed, caller(loc)); }
   rl_atomic(const rl_atomic&) = delete;
   rl_atomic& operator=(const rl_atomic&) = delete;
 
-  T load(rl::memory_order mo, here loc = here::current()) const { return a_.load(mo, caller(loc)); }
-  void store(T v, rl::memory_order mo, here loc = here::current()) { a_.store(v, mo, caller(loc)); }
-  T exchange(T v, rl::memory_order mo, here loc = here::current()) { return a_.exchange(v, mo, caller(loc)); }
+  T load(rl::memory_order mo, here loc = {}) const { return a_.load(mo, caller(loc)); }
+  void store(T v, rl::memory_order mo, here loc = {}) { a_.store(v, mo, caller(loc)); }
+  T exchange(T v, rl::memory_order mo, here loc = {}) { return a_.exchange(v, mo, caller(loc)); }
   bool compare_exchange_strong(T& expected, T desired, rl::memory_order success, rl::memory_order failure,
-                               here loc = here::current()) {
+                               here loc = {}) {
     const rl::debug_info info = caller(loc);
     return a_.compare_exchange_strong(expected, desired, success, info, failure, info);
   }
-  bool compare_exchange_strong(T& expected, T desired, rl::memory_order mo, here loc = here::current()) {
+  bool compare_exchange_strong(T& expected, T desired, rl::memory_order mo, here loc = {}) {
     return a_.compare_exchange_strong(expected, desired, mo, caller(loc));
   }
-  T fetch_add(add_type v, rl::memory_order mo, here loc = here::current()) { return a_.fetch_add(v, mo, caller(loc)); }
-  T fetch_sub(add_type v, rl::memory_order mo, here loc = here::current()) { return a_.fetch_sub(v, mo, caller(loc)); }
+  T fetch_add(add_type v, rl::memory_order mo, here loc = {}) { return a_.fetch_add(v, mo, caller(loc)); }
+  T fetch_sub(add_type v, rl::memory_order mo, here loc = {}) { return a_.fetch_sub(v, mo, caller(loc)); }
 
  private:
   rl::atomic<T> a_;
@@ -121,7 +131,7 @@ struct basic_rl_sync {
   static constexpr order acq_rel = rl::mo_acq_rel;
   static constexpr order seq_cst = rl::mo_seq_cst;
 
-  static void fence(order mo, std::source_location loc = std::source_location::current()) {
+  static void fence(order mo, call_site loc = {}) {
     if (mo == rl::mo_relaxed) return;  // std::atomic_thread_fence(relaxed) has no effect
     if (W == weakening::no_seq_cst_fence && mo == rl::mo_seq_cst) return;
     rl::atomic_thread_fence(mo, caller(loc));
