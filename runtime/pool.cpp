@@ -116,8 +116,15 @@ void pool_impl::start_cancelling() noexcept {
 }
 
 void pool_impl::cancel_everything() noexcept {
-  start_cancelling();
-  // S6: empty every queue from this thread too, cancelling each task.
+  cancelling_.store(true, std::memory_order_seq_cst);  // seq_cst: S5; read relaxed per task
+  drain_cancelled();     // S6, before the tokens fire: busy workers stay busy meanwhile
+  stop_.request_stop();  // S5: the running tasks' tokens
+  drain_cancelled();     // what they spawned before they saw the stop
+  sleep_.wake_all(false);
+}
+
+void pool_impl::drain_cancelled() noexcept {
+  // S6: empty every queue from this thread, cancelling each task (cancelling_ is set).
   task* t = nullptr;
   for (bool found = true; found;) {
     found = false;
@@ -133,7 +140,6 @@ void pool_impl::cancel_everything() noexcept {
       }
     }
   }
-  sleep_.wake_all(false);
 }
 
 bool pool_impl::wait_for_workers(std::chrono::steady_clock::time_point deadline) noexcept {
@@ -299,8 +305,8 @@ namespace weft {
 detail::pool_impl& impl_of(pool& p) noexcept;
 
 namespace {
-// One in kSampleEvery submissions per thread is stamped for the latency metrics.
-constexpr unsigned kSampleEvery = 64;
+// Counts submissions per thread; one in options().latency_sample_every is stamped for the
+// latency metrics.
 thread_local unsigned sample_tick = 0;
 }  // namespace
 
@@ -313,6 +319,10 @@ pool::~pool() {
                "join itself). Terminating.");
     std::terminate();
   }
+  // Drain while impl_ is still set: the tasks that run during the drain may call back into
+  // this pool (post from a worker, task_group::run, report_unobserved, stats); unique_ptr's
+  // reset() nulls impl_ before ~pool_impl runs, so its own close() would be too late.
+  impl_->close();
   impl_.reset();
 }
 
@@ -327,11 +337,12 @@ void pool::enqueue(detail::task* t) {
 }
 
 submit_status pool::try_enqueue(detail::task* t) {
-  if (++sample_tick == kSampleEvery) {
+  if (++sample_tick >= impl_->options().latency_sample_every && impl_->options().latency_sample_every != 0)
+      [[unlikely]] {
     sample_tick = 0;
     t->stamp = detail::now_ns();
   }
-  detail::worker* w = detail::current_worker();
+  detail::worker* w = detail::tls_worker;
   try {
     if (w != nullptr && &w->owner_pool() == impl_.get()) {
       w->spawn(t);
@@ -365,9 +376,10 @@ void pool::enqueue_submission(detail::task* t, const std::shared_ptr<detail::sub
   try {
     enqueue(t);
   } catch (...) {
-    s->abandon();
+    s->abandon();  // rejected: a cancellation that came meanwhile is not delivered
     throw;
   }
+  s->accept();  // accepted: delivers a cancellation that came meanwhile (submission.hpp)
 }
 
 void pool::report_unobserved(std::exception_ptr e) noexcept { impl_->report_exception(std::move(e)); }

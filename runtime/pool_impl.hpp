@@ -17,9 +17,15 @@
 //   S5 `cancelling_` is set (seq_cst) and the pool's stop source fires. From then on every
 //      task a worker dequeues completes as cancelled instead of running (task_mode::cancel);
 //      tasks spawned later are accepted and cancelled the same way.
-//   S6 The stopping thread itself also empties every queue (it steals from every deque and
-//      drains the injection queue, cancelling each task), so every future is ready when it
-//      returns even if all workers are stuck in tasks that ignore their stop token.
+//   S6 (stop_now, close deadline) The stopping thread itself also empties every queue (it
+//      steals from every deque and drains the injection queue, cancelling each task), so
+//      every future is ready when it returns even if all workers are stuck in tasks that
+//      ignore their stop token. It drains between setting `cancelling_` and firing the stop
+//      source: workers busy in running tasks stay busy until the tokens fire, so they cannot
+//      take a queued task into their hands while the drain runs (a task a worker holds is in
+//      no queue: the drain would miss it, and the stopping call would return before that
+//      worker completes it). Only a worker that was idle can still take one concurrently; it
+//      completes it as cancelled a moment later. After the tokens fire it drains once more.
 #pragma once
 
 #include <atomic>
@@ -109,6 +115,7 @@ class pool_impl {
   void close_gate() noexcept;                        // S1
   void begin_drain() noexcept;                       // S2
   void cancel_everything() noexcept;                 // S5 + S6
+  void drain_cancelled() noexcept;                   // S6
   bool wait_for_workers(std::chrono::steady_clock::time_point deadline) noexcept;
   void join_workers();
 

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <mutex>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "fault.hpp"
@@ -21,13 +22,16 @@
 namespace weft::detail {
 namespace {
 
+static_assert(alignof(task) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__, "plain operator new must suffice for task blocks");
+
 constexpr std::size_t kMagazine = 256;
-constexpr std::size_t kDepotMax = 64;
+constexpr std::size_t kDepotMax = 256;  // 64Ki blocks, 8 MiB at most kept for reuse
 
 struct chain {
   task* head = nullptr;
   std::size_t count = 0;
 };
+static_assert(std::is_trivially_destructible_v<chain>);
 
 task* pop(chain& c) noexcept {
   task* t = c.head;
@@ -45,7 +49,7 @@ void push(chain& c, task* t) noexcept {
 void release_chain(task* head) noexcept {
   while (head != nullptr) {
     task* next = head->next;
-    ::operator delete(static_cast<void*>(head), std::align_val_t{alignof(task)});
+    ::operator delete(static_cast<void*>(head));
     head = next;
   }
 }
@@ -85,26 +89,37 @@ depot& the_depot() {
   return *d;
 }
 
-struct thread_cache {
-  chain free;
-  ~thread_cache() {
-    while (free.count > 0) {
+// The cache itself is trivially destructible and constant-initialised, so the per-task
+// paths touch it with no thread-local init guard. Returning it to the depot at thread exit
+// is the job of `reaper`, a second thread-local that is touched only on the slow paths
+// (a thread takes from the depot or the heap, or gives to the depot) and when a free
+// finds the cache empty, so that a thread that only frees returns its blocks too.
+constinit thread_local chain cache;
+
+struct reaper {
+  bool armed = false;
+  ~reaper() {
+    while (cache.count > 0) {
       chain m;
-      while (m.count < kMagazine && free.count > 0) push(m, pop(free));
+      while (m.count < kMagazine && cache.count > 0) push(m, pop(cache));
       the_depot().give(m);
     }
   }
 };
+thread_local reaper cache_reaper;
 
-thread_local thread_cache cache;
+inline void arm_reaper() noexcept { cache_reaper.armed = true; }
 
 }  // namespace
 
 task* allocate_task() {
   if (fault::should_fail(fault::point::task_alloc)) throw std::bad_alloc();
-  chain& c = cache.free;
-  if (c.count == 0 && !the_depot().take(c)) {
-    return ::new (::operator new(sizeof(task), std::align_val_t{alignof(task)})) task;
+  chain& c = cache;
+  if (c.count == 0) [[unlikely]] {
+    arm_reaper();
+    if (!the_depot().take(c)) {
+      return ::new (::operator new(sizeof(task))) task;
+    }
   }
   return pop(c);
 }
@@ -113,9 +128,14 @@ void task_alloc_prepare_fork() noexcept { the_depot().lock(); }
 void task_alloc_after_fork() noexcept { the_depot().unlock(); }
 
 void free_task(task* t) noexcept {
-  chain& c = cache.free;
+  chain& c = cache;
   push(c, t);
-  if (c.count >= 2 * kMagazine) {
+  // A thread that only frees (a worker running tasks submitted elsewhere) never reaches the
+  // other slow paths, yet must hand its cache back at exit: arm the reaper whenever the
+  // cache goes from empty to one block.
+  if (c.count == 1) [[unlikely]] arm_reaper();
+  if (c.count >= 2 * kMagazine) [[unlikely]] {
+    arm_reaper();
     chain m;
     while (m.count < kMagazine) push(m, pop(c));
     the_depot().give(m);

@@ -49,7 +49,7 @@ void group_context::cancel() noexcept {
   if (stop_link* l = link.load(std::memory_order_acquire)) l->source.request_stop();
 }
 
-void group_context::destroy_link() noexcept {
+void group_context::destroy_link_slow() noexcept {
   // relaxed: called only when no child runs and no other thread uses the group.
   delete link.exchange(nullptr, std::memory_order_relaxed);
 }

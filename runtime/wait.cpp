@@ -4,14 +4,17 @@
 // enlisted nodes that notifiers read without the lock.
 //
 // Protocol (no lost wake-up):
-//   notifier: N1 makes pred true with a seq_cst RMW or store; N2 loads the bucket count
-//             (seq_cst); if non-zero, wakes every node of its key under the bucket lock.
-//   waiter:   W1 enlists (count fetch_add, seq_cst); W2 seq_cst fence; W3 evaluates pred.
+//   notifier: N1 makes pred true with a seq_cst RMW or store; N2 loads the process-wide
+//             count of enlisted waiters, then the bucket's (seq_cst both); if both are
+//             non-zero, wakes every node of its key under the bucket lock.
+//   waiter:   W1 enlists (fetch_add on the bucket count, then the global count, seq_cst);
+//             W2 seq_cst fence; W3 evaluates pred.
 //   If N2 read a count without our W1, then N2 precedes W1 in the single total order, so
 //   N1 precedes the fence W2 and W3 observes N1. Otherwise N2 sees us and wakes us.
 // Node lifetime: a node is delisted by its own waiter under the bucket lock, and notifiers
 // touch nodes only under that lock, so a waiter that returns never leaves a node behind
 // that a notifier is still using.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -25,6 +28,9 @@
 #include "worker.hpp"
 
 namespace weft::detail {
+
+std::atomic<std::uint32_t> enlisted_waiters{0};
+
 namespace {
 
 struct wait_node {
@@ -66,6 +72,7 @@ void enlist(bucket& b, wait_node& n) {
   b.head = &n;
   // seq_cst: W1 of the protocol above.
   b.waiters.fetch_add(1, std::memory_order_seq_cst);
+  enlisted_waiters.fetch_add(1, std::memory_order_seq_cst);
 }
 
 void delist(bucket& b, wait_node& n) noexcept {
@@ -75,6 +82,7 @@ void delist(bucket& b, wait_node& n) noexcept {
   if (n.next != nullptr) n.next->prev = n.prev;
   // relaxed: a stale non-zero count only sends a notifier to take the lock for nothing.
   b.waiters.fetch_sub(1, std::memory_order_relaxed);
+  enlisted_waiters.fetch_sub(1, std::memory_order_relaxed);
 }
 
 class enlisted {
@@ -136,39 +144,49 @@ bool wait_external(const void* key, wait_pred pred, const void* ctx, std::chrono
   }
 }
 
+// The slow half of a worker's wait: nothing to run right now. Spins a little (the awaited
+// children usually finish soon), then parks, still available to be woken for new work.
+// Returns false if the deadline passed, true to go on looking for work.
+[[gnu::noinline]] bool wait_on_worker_idle(worker& w, const void* key, wait_pred pred, const void* ctx,
+                                           std::chrono::steady_clock::time_point deadline,
+                                           const group_context* isolate, std::int64_t floor) {
+  const unsigned spin_rounds = w.owner_pool().options().spin_rounds;
+  for (unsigned r = 0; r < spin_rounds; ++r) {
+    for (unsigned i = 0, n = 1u << std::min(r, 6u); i < n; ++i) cpu_relax();
+    if (pred(ctx)) return true;
+    if (task* t = isolate != nullptr ? w.find_isolated(*isolate, floor) : w.find_work()) {
+      w.execute(t);
+      return true;
+    }
+  }
+  if (std::chrono::steady_clock::now() >= deadline) return false;
+  wait_node n;
+  n.sleep = &w.owner_pool().sleep();
+  n.worker = w.index();
+  worker::park_result r;
+  {
+    enlisted e(key, n);
+    r = w.park(pred, ctx, deadline);
+  }
+  if (r == worker::park_result::relax) {
+    // Escape hatch (task_group.hpp): every worker waits and only unrelated work is left.
+    w.owner_pool().log_once_relaxed_isolation();
+    if (task* t = w.find_work()) w.execute(t);
+  }
+  return true;
+}
+
 bool wait_on_worker(worker& w, const void* key, wait_pred pred, const void* ctx,
                     std::chrono::steady_clock::time_point deadline, const group_context* isolate) {
   // Own-deque floor for isolation: where the group was created if it was created here,
   // else the wait point.
   const std::int64_t floor = (isolate != nullptr && isolate->creator == &w) ? isolate->mark : w.mark();
-  const unsigned spin_rounds = w.owner_pool().options().spin_rounds;
-  unsigned idle_rounds = 0;
   for (;;) {
     if (pred(ctx)) return true;
     if (task* t = isolate != nullptr ? w.find_isolated(*isolate, floor) : w.find_work()) {
       w.execute(t);
-      idle_rounds = 0;
-      continue;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return pred(ctx);
-    if (idle_rounds < spin_rounds) {  // the awaited children usually finish soon: spin first
-      for (unsigned i = 0, n = 1u << std::min(idle_rounds, 6u); i < n; ++i) cpu_relax();
-      ++idle_rounds;
-      continue;
-    }
-    idle_rounds = 0;
-    wait_node n;
-    n.sleep = &w.owner_pool().sleep();
-    n.worker = w.index();
-    worker::park_result r;
-    {
-      enlisted e(key, n);
-      r = w.park(pred, ctx, deadline);
-    }
-    if (r == worker::park_result::relax) {
-      // Escape hatch (task_group.hpp): every worker waits and only unrelated work is left.
-      w.owner_pool().log_once_relaxed_isolation();
-      if (task* t = w.find_work()) w.execute(t);
+    } else if (!wait_on_worker_idle(w, key, pred, ctx, deadline, isolate, floor)) {
+      return pred(ctx);
     }
   }
 }
@@ -179,11 +197,11 @@ bool wait_until(const void* key, wait_pred pred, const void* ctx, std::chrono::s
                 const group_context* isolate) {
   // A worker waiting on a group of another pool stays isolated too: none of its own pool's
   // tasks belongs to that group, so it runs none of them and sleeps until the group is done.
-  if (worker* w = current_worker()) return wait_on_worker(*w, key, pred, ctx, deadline, isolate);
+  if (worker* w = tls_worker) return wait_on_worker(*w, key, pred, ctx, deadline, isolate);
   return wait_external(key, pred, ctx, deadline, isolate);
 }
 
-void notify_address(const void* key) noexcept {
+void notify_address_slow(const void* key) noexcept {
   bucket& b = bucket_for(key);
   // seq_cst: N2 of the protocol above.
   if (b.waiters.load(std::memory_order_seq_cst) == 0) return;

@@ -14,7 +14,6 @@
 namespace weft::detail {
 namespace {
 
-thread_local worker* tls_worker = nullptr;
 thread_local const group_context* tls_scope = nullptr;
 
 inline void cpu_relax() noexcept {
@@ -34,14 +33,18 @@ inline std::uint64_t next_random(std::uint64_t& s) noexcept {  // xorshift64*
 
 }  // namespace
 
+constinit thread_local worker* tls_worker = nullptr;
+
 worker* current_worker() noexcept { return tls_worker; }
 const group_context* current_scope() noexcept { return tls_scope; }
 
 void enter_scope(group_context& g) noexcept {
   g.parent = tls_scope;
-  if (tls_worker != nullptr && &impl_of(*g.owner) == &tls_worker->owner_pool()) {
-    g.creator = tls_worker;
-    g.mark = tls_worker->mark();
+  // The mark is about this thread's own deque, whatever pool the group belongs to: a wait
+  // on this group from this same worker uses it as its floor (wait.cpp).
+  if (worker* w = tls_worker) {
+    g.creator = w;
+    g.mark = w->mark();
   }
 }
 
@@ -50,7 +53,9 @@ std::uint64_t now_ns() noexcept {
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
 }
 
-task_result run_task(pool_impl& pool, task* t) noexcept {
+namespace {
+// The body of run_task, inlined into worker::execute (the per-task path).
+inline task_result run_task_here(pool_impl& pool, task* t) noexcept {
   const group_context* saved = tls_scope;
   tls_scope = t->scope;
   task_result r;
@@ -64,6 +69,9 @@ task_result run_task(pool_impl& pool, task* t) noexcept {
   tls_scope = saved;
   return r;
 }
+}  // namespace
+
+task_result run_task(pool_impl& pool, task* t) noexcept { return run_task_here(pool, t); }
 
 worker::worker(pool_impl& pool, unsigned index, std::optional<unsigned> pu, std::vector<std::vector<unsigned>> victims)
     : pool_(pool),
@@ -252,7 +260,7 @@ void worker::execute(task* t) noexcept {
   running_.store(++depth_, std::memory_order_relaxed);
   const std::uint64_t stamp = t->stamp;
   const std::uint64_t start = stamp != 0 ? now_ns() : 0;
-  const task_result r = run_task(pool_, t);
+  const task_result r = run_task_here(pool_, t);
   if (stamp != 0) {
     const std::uint64_t end = now_ns();
     queue_wait_.record(start > stamp ? start - stamp : 0);

@@ -130,7 +130,9 @@ class worker {
   std::thread thread_;
 };
 
-// The worker the calling thread is, or nullptr.
+// The worker the calling thread is, or nullptr. The variable is visible here so that the
+// submission path reads it without a call (it is per-task hot).
+extern constinit thread_local worker* tls_worker;
 worker* current_worker() noexcept;
 
 // Nanoseconds on the steady clock (latency stamps).

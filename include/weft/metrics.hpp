@@ -20,7 +20,8 @@ struct metrics {
   std::uint64_t steals = 0;     // tasks taken from another worker's deque
   std::uint64_t parks = 0;      // times a worker went to sleep
 
-  // Distributions over a sample of completed tasks (one in 64 per submitting thread):
+  // Distributions over a sample of completed tasks (pool_options::latency_sample_every,
+  // default one in 64 per submitting thread):
   // time from submission to start, and from start to end. Nanoseconds.
   struct distribution {
     std::uint64_t samples = 0;

@@ -13,6 +13,7 @@
 // | name            | any; at most 10 characters are kept           | thread names are "<name>:<index>"          |
 // | spin_rounds     | 0 .. 1'000'000                                | 0: park as soon as no work is found        |
 // | deque_capacity  | power of two in [2, 2^30]                     | initial slots of each worker's deque       |
+// | latency_sample_every | any                                      | 0: no latency sampling                     |
 //
 // "Usable cores" is the number of cores in the process's allowed cpuset (taskset, cgroup
 // cpuset, an MPI launcher's binding), further capped by a cgroup v2 CPU quota (cpu.max),
@@ -57,6 +58,10 @@ struct pool_options {
   std::function<void(std::string_view)> logger;
   // Receives the exception of a fire-and-forget task (post). Default: the logger.
   std::function<void(std::exception_ptr)> on_task_exception;
+  // One in this many submissions (per submitting thread) is timed for the queue-wait and
+  // run-time distributions of metrics; 0 turns the sampling off. The cost at 64 is below
+  // measurement noise on fib(30) (BENCHMARKS.md).
+  unsigned latency_sample_every = 64;
   // Read WEFT_WORKERS / WEFT_PIN from the environment (they override the fields above).
   bool read_environment = false;
   // The pool's base token: when it fires, every running task's stop token fires and every

@@ -84,8 +84,11 @@ class pool {
 
   // As post, and on_done(weft::outcome<R>) is called exactly once, on the thread that
   // completed the task (a worker; or, for a cancellation, the thread whose stop request or
-  // deadline cancelled it), with the value, the exception, or a cancellation. An exception
-  // thrown by on_done goes to on_task_exception.
+  // deadline cancelled it), with the value, the exception, or a cancellation. A cancellation
+  // that comes while post itself is still running (a token that had already fired, a
+  // deadline already past) is delivered by post, on the calling thread, before it returns.
+  // A rejected submission (post throws) never calls on_done. An exception thrown by on_done
+  // goes to on_task_exception.
   template <class F, class Done>
     requires std::is_invocable_v<std::decay_t<Done>&, outcome<detail::task_result_t<F>>&&>
   void post(F&& f, Done&& on_done, const task_options& options = {}) {

@@ -90,7 +90,11 @@ struct group_context {
   }
   std::stop_token token() const;  // task_group.cpp
   void cancel() noexcept;         // task_group.cpp
-  void destroy_link() noexcept;   // task_group.cpp
+  void destroy_link() noexcept {
+    // relaxed: called only when no child runs and no other thread uses the group.
+    if (link.load(std::memory_order_relaxed) != nullptr) destroy_link_slow();
+  }
+  void destroy_link_slow() noexcept;  // task_group.cpp
   // True when `t` belongs to this group's subtree (isolation).
   bool contains(const group_context* scope) const noexcept {
     for (; scope != nullptr; scope = scope->parent) {

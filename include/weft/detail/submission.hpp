@@ -1,11 +1,22 @@
 // weft/detail/submission.hpp: a submission with a stop token, a deadline or an on-done
 // callback (the plain post/submit paths do not use this and allocate nothing extra).
 //
-// State machine (one atomic byte):
-//   pending --try_start (worker, at start)--> running --(task returns/throws)--> finished
-//   pending --try_cancel (deadline, stop token, pool stop, cancelled queue entry)--> finished
-//   pending --abandon (the submission was rejected: the submitter got an exception)--> finished
-// Exactly one transition leaves `pending`, so the outcome is delivered exactly once.
+// State machine (one atomic byte). A submission is armed (tokens, deadline) before it is
+// queued, so a cancellation can arrive before the submitter knows whether the pool accepted
+// it; such a cancellation is only recorded, and delivered by accept(), so that a rejected
+// submission (the submitter gets pool_closed) never also reports a cancellation:
+//   queued    --try_start (worker, at start)--> running --(task returns/throws)--> finished
+//   queued    --try_cancel (deadline, stop token, pool stop)--> cancelled_early
+//   queued    --accept (the enqueue succeeded)--> pending
+//   queued, cancelled_early --abandon (the enqueue failed)--> finished, delivering nothing
+//   cancelled_early --accept--> finished, delivering the cancellation (on the submitter)
+//   pending   --try_start--> running
+//   pending   --try_cancel (deadline, stop token, pool stop, cancelled queue entry)--> finished
+// A worker may dequeue and start the task before accept() (queued -> running): it was
+// accepted. try_start refuses cancelled_early; accept() follows for certain (the enqueue
+// succeeded) and delivers. Each path to `finished` except finish-after-running is a single
+// CAS, and only accept() and try_cancel-from-pending deliver a cancellation, so the outcome
+// is delivered exactly once, and never for a rejected submission.
 //
 // The task's std::stop_token comes from `source_`, which the submission's own token, the
 // deadline and the pool's token all fire.
@@ -73,43 +84,71 @@ outcome<R> capture(F& f, const std::stop_token& token) noexcept {
   }
 }
 
-class submission_base {
+class submission_base : public std::enable_shared_from_this<submission_base> {
  public:
   submission_base() = default;
   submission_base(const submission_base&) = delete;
   submission_base& operator=(const submission_base&) = delete;
   virtual ~submission_base() = default;
 
-  // pending -> running. False: already cancelled (or abandoned); do not run.
+  // queued/pending -> running. False: cancelled (or abandoned); do not run.
   bool try_start() noexcept {
-    std::uint8_t expected = kPending;
-    // acq_rel: acquire pairs with nothing in particular on success beyond the queue's own
-    // edges; release/acquire keep the single pending exit totally ordered with try_cancel.
-    return state_.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel);
+    std::uint8_t s = state_.load(std::memory_order_relaxed);  // relaxed: only a first guess for the CAS
+    while (s == kQueued || s == kPending) {
+      // acq_rel: release/acquire keep the single exits from queued/pending totally ordered
+      // with try_cancel, accept and abandon (all CAS on this byte).
+      if (state_.compare_exchange_weak(s, kRunning, std::memory_order_acq_rel, std::memory_order_relaxed)) return true;
+    }
+    return false;
   }
-  // pending -> finished with a cancelled outcome. Safe from any thread, any number of times.
+  // Cancels a submission that has not started. Safe from any thread, any number of times.
   void try_cancel() noexcept {
-    std::uint8_t expected = kPending;
-    // acq_rel: see try_start; the winner alone delivers.
-    if (state_.compare_exchange_strong(expected, kFinished, std::memory_order_acq_rel)) {
+    std::uint8_t s = state_.load(std::memory_order_relaxed);  // relaxed: see try_start
+    for (;;) {
+      if (s == kQueued) {
+        // acq_rel: see try_start. accept() or abandon() will settle it.
+        if (state_.compare_exchange_weak(s, kCancelledEarly, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+          return;
+        }
+      } else if (s == kPending) {
+        // acq_rel: see try_start; the winner alone delivers.
+        if (state_.compare_exchange_weak(s, kFinished, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+          release_deadline();
+          deliver_cancelled();
+          return;
+        }
+      } else {
+        return;  // running, finished, or already cancelled_early
+      }
+    }
+  }
+  // The enqueue succeeded: queued -> pending, or deliver a cancellation recorded meanwhile.
+  void accept() noexcept {
+    std::uint8_t s = kQueued;
+    // acq_rel: see try_start.
+    if (state_.compare_exchange_strong(s, kPending, std::memory_order_acq_rel)) return;
+    s = kCancelledEarly;
+    // acq_rel: see try_start.
+    if (state_.compare_exchange_strong(s, kFinished, std::memory_order_acq_rel)) {
       release_deadline();
       deliver_cancelled();
     }
+    // else a worker has already started it (queued -> running).
   }
-  // pending -> finished, delivering nothing (the submission was rejected).
+  // The enqueue failed (the submitter gets the exception): finished, delivering nothing.
   void abandon() noexcept {
-    std::uint8_t expected = kPending;
-    // acq_rel: see try_start.
-    if (state_.compare_exchange_strong(expected, kFinished, std::memory_order_acq_rel)) release_deadline();
+    // acq_rel: see try_start. No worker can hold the task, so only try_cancel races with us.
+    const std::uint8_t prev = state_.exchange(kFinished, std::memory_order_acq_rel);
+    if (prev != kFinished) release_deadline();
   }
   void request_stop() noexcept { source_.request_stop(); }
   std::stop_token token() const noexcept { return source_.get_token(); }
 
-  // Links the submission to outside tokens; called once, after construction is complete
-  // (a token that has already fired calls back at once).
+  // Links the submission to outside tokens; called once, after construction is complete,
+  // on a submission owned by a shared_ptr (a token that has already fired calls back at once).
   void arm(const std::stop_token& user, const std::stop_token& pool_token) {
-    if (user.stop_possible()) user_link_.emplace(user, relay{this});
-    if (pool_token.stop_possible()) pool_link_.emplace(pool_token, relay{this});
+    if (user.stop_possible()) user_link_.emplace(user, relay{weak_from_this()});
+    if (pool_token.stop_possible()) pool_link_.emplace(pool_token, relay{weak_from_this()});
   }
 
   // Deadline bookkeeping, owned by the pool's timer (runtime/timer.cpp).
@@ -127,18 +166,25 @@ class submission_base {
   }
 
  private:
-  static constexpr std::uint8_t kPending = 0, kRunning = 1, kFinished = 2;
+  static constexpr std::uint8_t kQueued = 0, kCancelledEarly = 1, kPending = 2, kRunning = 3, kFinished = 4;
 
+  // Runs on the thread that fires the token. It holds a reference while it works: the worker
+  // that consumes the task may drop the last other one at the same moment, and destroying
+  // the submission under a running relay would call into a half-destroyed object (the
+  // stop_callback's destructor waits for the relay, but only after ~submission has run).
+  // A failed lock means the submission is being destroyed: it finished, nothing to do.
   struct relay {
-    submission_base* self;
+    std::weak_ptr<submission_base> self;
     void operator()() noexcept {
-      self->request_stop();
-      self->try_cancel();
+      if (auto keep = self.lock()) {
+        keep->request_stop();
+        keep->try_cancel();
+      }
     }
   };
   void release_deadline() noexcept;  // runtime/timer.cpp
 
-  std::atomic<std::uint8_t> state_{kPending};
+  std::atomic<std::uint8_t> state_{kQueued};
   std::stop_source source_;
   std::optional<std::stop_callback<relay>> user_link_;
   std::optional<std::stop_callback<relay>> pool_link_;

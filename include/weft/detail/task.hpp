@@ -39,7 +39,10 @@ using task_exec = task_result (*)(task*, task_mode);
 
 inline constexpr std::size_t task_block_size = 128;
 
-struct alignas(64) task {
+// Aligned like malloc's blocks (16), not to cache lines: a cache-line alignment sends every
+// fresh block through the allocator's slow aligned path, which external-submission
+// profiles showed; the header and small captures still share the block's first line.
+struct alignas(std::max_align_t) task {
   task_exec exec = nullptr;
   task* next = nullptr;                   // free lists only
   const group_context* scope = nullptr;   // the group this task belongs to (isolation), or null

@@ -14,7 +14,9 @@
 // when there is nothing to run. On any other thread it blocks in the kernel.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 
 namespace weft::detail {
 
@@ -29,8 +31,16 @@ bool wait_until(const void* key, wait_pred pred, const void* ctx,
                 std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(),
                 const group_context* isolate = nullptr);
 
-// Wakes every waiter enlisted on `key`. Cheap when nobody waits (one load).
-void notify_address(const void* key) noexcept;
+// Number of waiters enlisted anywhere in the process (runtime/wait.cpp).
+extern std::atomic<std::uint32_t> enlisted_waiters;
+void notify_address_slow(const void* key) noexcept;
+
+// Wakes every waiter enlisted on `key`. One load when nobody waits anywhere.
+inline void notify_address(const void* key) noexcept {
+  // seq_cst: N2 of the protocol in runtime/wait.cpp (pairs with the seq_cst increment at
+  // enlisting, W1).
+  if (enlisted_waiters.load(std::memory_order_seq_cst) != 0) notify_address_slow(key);
+}
 
 // True when the calling thread is a worker of any weft pool.
 bool on_worker_thread() noexcept;
