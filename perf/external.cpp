@@ -1,38 +1,67 @@
-// perf/external.cpp: submission from a thread outside the runtime.
+// perf/external.cpp: submission from threads outside the runtime.
 //
-// One non-worker thread (the benchmark's) submits 1,000,000 empty tasks, then sleeps until
-// all have run. This measures the injection path (a shared queue, waking idle workers)
-// rather than a worker's own deque. Each task decrements a shared countdown (harness.hpp),
-// the same code for every runtime; the last one wakes the submitter.
+// P producer threads (P = 1, 2, 4; the "producers" argument), none of them a worker, post
+// 1,000,000 empty tasks between them (1,000,000 / P each), and the benchmark thread sleeps
+// until all have run. This measures the injection path (a shared queue, waking idle
+// workers) rather than a worker's own deque. The producers are started inside the timed
+// region (a few tens of microseconds). Each task decrements a shared countdown
+// (harness.hpp), the same code for every runtime; the last one wakes the benchmark thread.
+// The figure to read is tasks/s.
 //
 // How each runtime is fed, the idiomatic fire-and-forget call from outside:
 // - weft: pool::post (the injection queue; workers take it in batches).
-// - oneTBB: task_arena::enqueue (the arena's FIFO task stream; the submitter does not join
-//   the arena). The alternative, arena.execute + task_group::run, would make the submitter
-//   a member of the arena pushing onto its own deque: fork-join, not external submission.
+// - oneTBB: task_arena::enqueue (the arena's FIFO task stream; nobody joins the arena).
+//   The alternative, arena.execute + task_group::run, would make the submitter a member
+//   of the arena pushing onto its own deque: fork-join, not external submission.
+// - Boost.Asio: boost::asio::post to a thread_pool (one mutex-protected queue, a
+//   thread-local recycling allocator for the handlers).
+// - mutex: the std::mutex + std::condition_variable + std::deque pool (mutex_pool.hpp).
 #include <cstdint>
+#include <thread>
+#include <vector>
 
 #include "harness.hpp"
+#include "mutex_pool.hpp"
 #include "peers.hpp"
 
 namespace weft_perf {
 namespace {
 
 constexpr std::int64_t kTasks = 1000000;
+const std::vector<std::int64_t> kProducers = {1, 2, 4};
+
+int producers(const benchmark::State& state) { return static_cast<int>(state.range(1)); }
 
 // The countdown's value once the round has been waited for: 0 unless a task ran twice.
 std::uint64_t leftover(const countdown& c) { return static_cast<std::uint64_t>(c.left()); }
 
+// One round: `n` producer threads post kTasks tasks through post(task), then wait.
+template <class Post>
+std::uint64_t round(int n, countdown& c, const Post& post) {
+  c.reset(kTasks);
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(n));
+  for (int t = 0; t < n; ++t) {
+    const std::int64_t share = kTasks / n + (t < kTasks % n ? 1 : 0);
+    threads.emplace_back([&post, &c, share] {
+      for (std::int64_t i = 0; i < share; ++i) post([&c] { c.arrive(); });
+    });
+  }
+  for (auto& t : threads) t.join();
+  c.wait();
+  return leftover(c);
+}
+
+template <class Post>
+void measure_external(benchmark::State& state, countdown& c, const Post& post) {
+  measure(state, [&] { return round(producers(state), c, post); }, 0, static_cast<double>(kTasks),
+          metric::tasks_per_second);
+}
+
 void external_weft_bench(benchmark::State& state) {
   weft_runtime rt(threads(state));
   countdown c;
-  auto once = [&] {
-    c.reset(kTasks);
-    for (std::int64_t i = 0; i < kTasks; ++i) rt.pool().post([&c] { c.arrive(); });
-    c.wait();
-    return leftover(c);
-  };
-  measure(state, once, 0, static_cast<double>(kTasks), metric::tasks_per_second);
+  measure_external(state, c, [&rt](auto&& task) { rt.pool().post(task); });
   rt.report_stats(state);
   // A task run twice after the countdown reached zero shows up once the pool has drained.
   rt.pool().close();
@@ -43,25 +72,37 @@ void external_weft_bench(benchmark::State& state) {
 
 #ifdef WEFT_HAVE_TBB
 void external_tbb_bench(benchmark::State& state) {
+  countdown c;  // declared first: outlives the runtime's threads (a late notify_one)
   tbb_runtime rt(threads(state), tbb_runtime::caller::stays_outside);
-  countdown c;
-  auto once = [&] {
-    c.reset(kTasks);
-    for (std::int64_t i = 0; i < kTasks; ++i) rt.arena().enqueue([&c] { c.arrive(); });
-    c.wait();
-    return leftover(c);
-  };
-  measure(state, once, 0, static_cast<double>(kTasks), metric::tasks_per_second);
+  measure_external(state, c, [&rt](auto&& task) { rt.post(task); });
 }
 #endif
+
+#ifdef WEFT_HAVE_ASIO
+void external_asio_bench(benchmark::State& state) {
+  countdown c;  // declared first: outlives the runtime's threads (a late notify_one)
+  asio_runtime rt(threads(state));
+  measure_external(state, c, [&rt](auto&& task) { rt.post(task); });
+}
+#endif
+
+void external_mutex_bench(benchmark::State& state) {
+  countdown c;  // declared first: outlives the runtime's threads (a late notify_one)
+  mutex_pool rt(threads(state));
+  measure_external(state, c, [&rt](auto&& task) { rt.post(task); });
+}
 
 }  // namespace
 
 void register_external() {
-  register_runtime("external", "weft", external_weft_bench);
+  register_runtime("external", "weft", external_weft_bench, "producers", kProducers);
 #ifdef WEFT_HAVE_TBB
-  register_runtime("external", "tbb", external_tbb_bench);
+  register_runtime("external", "tbb", external_tbb_bench, "producers", kProducers);
 #endif
+#ifdef WEFT_HAVE_ASIO
+  register_runtime("external", "asio", external_asio_bench, "producers", kProducers);
+#endif
+  register_runtime("external", "mutex", external_mutex_bench, "producers", kProducers);
 }
 
 }  // namespace weft_perf

@@ -3,6 +3,7 @@
 // Every call with n >= 2 spawns fib(n-1) as a child, computes fib(n-2) inline and joins:
 // the classic measure of spawn + join overhead, since each task does almost nothing.
 // fib(30) = 832040 makes 2,692,537 calls (2 * fib(31) - 1); time/task is time / calls.
+// Runtimes: weft and oneTBB (task_group run/wait), OpenMP (`omp task` + `omp taskwait`).
 #include <cstdint>
 
 #include "harness.hpp"
@@ -50,12 +51,32 @@ void fib_tbb_bench(benchmark::State& state) {
 }
 #endif
 
+#ifdef WEFT_HAVE_OPENMP
+std::uint64_t fib_omp(int n) {
+  if (n < 2) return static_cast<std::uint64_t>(n);
+  std::uint64_t a = 0;
+#pragma omp task shared(a) firstprivate(n)
+  a = fib_omp(n - 1);
+  const std::uint64_t b = fib_omp(n - 2);
+#pragma omp taskwait
+  return a + b;
+}
+
+void fib_omp_bench(benchmark::State& state) {
+  omp_runtime rt(threads(state));
+  measure(state, [&] { return rt.run([] { return fib_omp(kN); }); }, kResult, kCalls, metric::time_per_task);
+}
+#endif
+
 }  // namespace
 
 void register_fib() {
   register_runtime("fib", "weft", fib_weft_bench);
 #ifdef WEFT_HAVE_TBB
   register_runtime("fib", "tbb", fib_tbb_bench);
+#endif
+#ifdef WEFT_HAVE_OPENMP
+  register_runtime("fib", "omp", fib_omp_bench);
 #endif
 }
 

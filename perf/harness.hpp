@@ -30,19 +30,41 @@ namespace weft_perf {
 // from main.cpp, add the file to perf/CMakeLists.txt.
 void register_fib();
 void register_skynet();
+void register_nqueens();
+void register_uts();
+void register_spawner();
+void register_matmul();
+void register_parallel();  // bench_parallel.cpp: parallel_for_sqrt, parallel_for_triad, parallel_reduce_sum
 void register_external();
+void register_latency();
+void register_idle();
+
+// Quick mode (WEFT_PERF_QUICK=1, set by `tools/weft-bench --quick`): families shrink their
+// slowest inputs (each says how in its header comment and in its "tasks" counter), so
+// that the whole suite takes a few minutes on 2 cores. Recorded in the JSON context.
+bool quick() noexcept;
 
 // Thread counts to sweep: the powers of two below the number of usable CPUs (the
-// process's affinity mask, as nproc counts them), then that number. WEFT_PERF_THREADS
-// ("1,2,8") overrides the list.
+// process's affinity mask, as nproc counts them), then that number; in quick mode only
+// 1, 2 and that number. WEFT_PERF_THREADS ("1,2,8") overrides the list.
 const std::vector<int>& thread_counts();
 
-// The thread count of the running benchmark (its only argument).
+// The thread count of the running benchmark (always its first argument).
 inline int threads(const benchmark::State& state) { return static_cast<int>(state.range(0)); }
 
 // Registers fn as "<family>/<runtime>/threads:<n>" for every thread count, with the house
 // settings (real time, milliseconds).
 void register_runtime(const std::string& family, const std::string& runtime, void (*fn)(benchmark::State&));
+
+// As above with a second argument, swept over `values` for every thread count:
+// "<family>/<runtime>/threads:<n>/<param>:<v>"; read it with state.range(1).
+// tools/weft-bench makes one table per value ("external producers:2").
+void register_runtime(const std::string& family, const std::string& runtime, void (*fn)(benchmark::State&),
+                      const std::string& param, const std::vector<std::int64_t>& values);
+
+// As the first form, for a benchmark that does one long measurement per repetition
+// (latency, idle CPU): a single iteration, whose figures are its counters.
+void register_runtime_once(const std::string& family, const std::string& runtime, void (*fn)(benchmark::State&));
 
 // The derived per-task figure a family reports next to its time.
 enum class metric { time_per_task, tasks_per_second };
@@ -79,6 +101,32 @@ void measure(benchmark::State& state, Once&& once, std::uint64_t want, double ta
   report_tasks(state, tasks, m);
   check.report(state);
 }
+
+// Per-thread tallies, one padded slot per thread index, for workloads whose tasks are too
+// small to share one atomic counter (a contended fetch_add would cost more than the task).
+// Each thread adds to its own slot (the runtime's thread index); the total is read after
+// the runtime has joined all the work (the join is the synchronisation).
+class per_thread_tally {
+ public:
+  static constexpr int kSlots = 256;
+  void reset() noexcept {
+    for (auto& s : slots_) s.n = 0;
+  }
+  // slot: the runtime's index of the calling thread, 0 .. kSlots-1 (anything else, e.g. a
+  // non-worker's -1, goes to the last slot).
+  void add(int slot) noexcept { ++slots_[static_cast<unsigned>(slot) < kSlots - 1 ? slot : kSlots - 1].n; }
+  std::uint64_t total() const noexcept {
+    std::uint64_t t = 0;
+    for (const auto& s : slots_) t += s.n;
+    return t;
+  }
+
+ private:
+  struct alignas(128) slot_t {
+    std::uint64_t n = 0;
+  };
+  slot_t slots_[kSlots];
+};
 
 // Completion of N tasks that run somewhere else, for a thread that waits outside the
 // runtime (the same for every runtime, so it costs each of them the same). Reused across

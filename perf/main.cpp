@@ -3,7 +3,8 @@
 // Usual Google Benchmark flags apply (--benchmark_filter=fib/, --benchmark_repetitions=5,
 // --benchmark_out=run.json). tools/weft-bench builds, runs and tabulates it.
 // Environment: WEFT_PERF_THREADS=1,2,4 (thread counts), WEFT_PERF_PIN=none|compact|scatter
-// (weft's pinning).
+// (weft's pinning), WEFT_PERF_SPIN=N (weft's spin_rounds), WEFT_PERF_QUICK=1 (smaller
+// inputs, see harness.hpp).
 #include <string>
 
 #include "harness.hpp"
@@ -11,6 +12,9 @@
 
 #ifdef WEFT_HAVE_TBB
 #include <oneapi/tbb/version.h>
+#endif
+#ifdef WEFT_HAVE_ASIO
+#include <boost/version.hpp>
 #endif
 
 namespace {
@@ -23,9 +27,18 @@ void add_context() {
   benchmark::AddCustomContext("tbb_version", TBB_VERSION_STRING);
 #endif
 #ifdef WEFT_HAVE_OPENMP
-  peers += "openmp ";
+  peers += "omp ";
+  benchmark::AddCustomContext("openmp_version", std::to_string(_OPENMP));
 #endif
-  benchmark::AddCustomContext("peers", peers.empty() ? "none" : peers.substr(0, peers.size() - 1));
+#ifdef WEFT_HAVE_ASIO
+  peers += "asio ";
+  benchmark::AddCustomContext("boost_version", std::to_string(BOOST_VERSION / 100000) + "." +
+                                                   std::to_string(BOOST_VERSION / 100 % 1000) + "." +
+                                                   std::to_string(BOOST_VERSION % 100));
+#endif
+  peers += "mutex";
+  benchmark::AddCustomContext("peers", peers);
+  benchmark::AddCustomContext("quick", weft_perf::quick() ? "yes" : "no");
   std::string counts;
   for (int t : weft_perf::thread_counts()) {
     if (!counts.empty()) counts += ',';
@@ -49,7 +62,16 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   weft_perf::register_fib();
   weft_perf::register_skynet();
+  weft_perf::register_nqueens();
+  weft_perf::register_uts();
+  weft_perf::register_spawner();
+  weft_perf::register_matmul();
+#ifdef WEFT_PERF_HAVE_PARALLEL
+  weft_perf::register_parallel();
+#endif
   weft_perf::register_external();
+  weft_perf::register_latency();
+  weft_perf::register_idle();
   add_context();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

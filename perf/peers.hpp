@@ -7,17 +7,29 @@
 //   execute() (reserved_for_masters = 1): N-1 TBB workers plus the caller.
 // - oneTBB, external submission: an arena of concurrency N that nobody enters
 //   (reserved_for_masters = 0): N TBB workers, fed through arena.enqueue.
+// - OpenMP: a parallel region of N threads (the benchmark thread is thread 0); one thread
+//   runs the root inside `omp single`, the others execute tasks at the region's barrier.
+// - Boost.Asio: a thread_pool of N threads; the benchmark thread posts and waits outside.
+// - The mutex pool (mutex_pool.hpp): N threads; the benchmark thread posts and waits.
 // Peers are compiled here, with the same compiler and flags as weft (their headers' inline
 // code included); only their prebuilt shared libraries (libtbb.so) carry the
 // distribution's own flags.
 #pragma once
 
 #include <cstdlib>
+#include <type_traits>
 #include <utility>
 
 #include "harness.hpp"
 #include "weft/pool.hpp"
 
+#ifdef WEFT_HAVE_OPENMP
+#include <omp.h>
+#endif
+#ifdef WEFT_HAVE_ASIO
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#endif
 #ifdef WEFT_HAVE_TBB
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
@@ -26,8 +38,9 @@
 
 namespace weft_perf {
 
-// weft with its default options (compact pinning, default spinning). WEFT_PERF_PIN
-// (none|compact|scatter) overrides the pinning, to separate pinning from scheduling.
+// weft with its default options (compact pinning, default spinning). For diagnosis only,
+// WEFT_PERF_PIN (none|compact|scatter) overrides the pinning and WEFT_PERF_SPIN (a number)
+// the search rounds before parking (pool_options::spin_rounds, default 64).
 class weft_runtime {
  public:
   explicit weft_runtime(int threads) : pool_(options(threads)) {}
@@ -57,6 +70,9 @@ class weft_runtime {
     if (const char* pin = std::getenv("WEFT_PERF_PIN"); pin != nullptr && *pin != '\0') {
       o.pinning = weft::parse_pin_policy(pin, "WEFT_PERF_PIN");
     }
+    if (const char* spin = std::getenv("WEFT_PERF_SPIN"); spin != nullptr && *spin != '\0') {
+      o.spin_rounds = static_cast<unsigned>(std::strtoul(spin, nullptr, 10));
+    }
     return o;
   }
 
@@ -79,6 +95,12 @@ class tbb_runtime {
 
   tbb::task_arena& arena() noexcept { return arena_; }
 
+  // Fire-and-forget from outside the arena (the arena's FIFO task stream).
+  template <class F>
+  void post(F&& f) {
+    arena_.enqueue(std::forward<F>(f));
+  }
+
   // Runs f inside the arena on the calling thread (which takes a slot) and returns its result.
   template <class F>
   auto run(F&& f) {
@@ -88,6 +110,48 @@ class tbb_runtime {
  private:
   tbb::global_control control_;
   tbb::task_arena arena_;
+};
+#endif
+
+#ifdef WEFT_HAVE_OPENMP
+class omp_runtime {
+ public:
+  // Dynamic adjustment off, so that num_threads(N) gives N threads.
+  explicit omp_runtime(int threads) : threads_(threads) { omp_set_dynamic(0); }
+
+  // Runs f once, inside `omp single` of an N-thread parallel region, and returns its result.
+  // f may create tasks (`omp task`); the region's closing barrier executes them.
+  template <class F>
+  auto run(F&& f) {
+    std::invoke_result_t<F&> result{};
+#pragma omp parallel num_threads(threads_)
+#pragma omp single
+    result = f();
+    return result;
+  }
+
+  int threads() const noexcept { return threads_; }
+
+ private:
+  int threads_;
+};
+#endif
+
+#ifdef WEFT_HAVE_ASIO
+class asio_runtime {
+ public:
+  explicit asio_runtime(int threads) : pool_(static_cast<std::size_t>(threads)) {}
+  ~asio_runtime() { pool_.join(); }
+  asio_runtime(const asio_runtime&) = delete;
+  asio_runtime& operator=(const asio_runtime&) = delete;
+
+  template <class F>
+  void post(F&& f) {
+    boost::asio::post(pool_, std::forward<F>(f));
+  }
+
+ private:
+  boost::asio::thread_pool pool_;
 };
 #endif
 

@@ -4,7 +4,15 @@
 // and sums their results; the 10^6 leaves return their index. 1,111,111 tasks in all (the
 // root included); the sum is 0 + 1 + ... + 999999 = 499999500000. Wider fan-out than fib:
 // the spawning worker's deque holds up to 10 tasks, so thieves find work more easily.
+//
+// Runtimes: weft and oneTBB (task_group: spawn 10, wait, sum), OpenMP (10 `omp task`,
+// `omp taskwait`), and Boost.Asio by continuation, since an asio::thread_pool task must not
+// block waiting for other tasks: every inner node allocates a join record and posts its
+// 10 children; each child adds its result to the record, and the last one to arrive posts
+// nothing but completes the node, passing the sum up (the root's completion wakes the
+// benchmark thread). Same tree, same sum, same task count.
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <numeric>
 
@@ -61,12 +69,91 @@ void skynet_tbb_bench(benchmark::State& state) {
 }
 #endif
 
+#ifdef WEFT_HAVE_OPENMP
+std::uint64_t skynet_omp(std::uint64_t num, int depth) {
+  if (depth == 0) return num;
+  std::array<std::uint64_t, kFanOut> parts{};
+  for (int i = 0; i < kFanOut; ++i) {
+#pragma omp task shared(parts) firstprivate(num, depth, i)
+    parts[i] = skynet_omp(num * kFanOut + i, depth - 1);
+  }
+#pragma omp taskwait
+  return sum(parts);
+}
+
+void skynet_omp_bench(benchmark::State& state) {
+  omp_runtime rt(threads(state));
+  measure(state, [&] { return rt.run([] { return skynet_omp(0, kDepth); }); }, kResult, kTasks,
+          metric::time_per_task);
+}
+#endif
+
+#ifdef WEFT_HAVE_ASIO
+// An inner node waiting for its children: the last child to arrive completes it.
+struct asio_join {
+  std::atomic<int> pending{kFanOut};
+  std::atomic<std::uint64_t> sum{0};
+  asio_join* parent = nullptr;  // null for the root
+};
+
+struct asio_skynet {
+  asio_runtime& rt;
+  countdown& done;
+  std::uint64_t result = 0;  // written by the root's completion, read after done.wait()
+
+  void complete(asio_join* j, std::uint64_t value) {
+    while (j != nullptr) {
+      j->sum.fetch_add(value, std::memory_order_relaxed);  // relaxed: published by the acq_rel below
+      // acq_rel: the last child acquires every sibling's sum (release sequence on pending).
+      if (j->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      value = j->sum.load(std::memory_order_relaxed);  // relaxed: ordered by the acquire above
+      asio_join* parent = j->parent;
+      delete j;
+      j = parent;
+    }
+    result = value;
+    done.arrive();  // release: pairs with done.wait()
+  }
+
+  void node(std::uint64_t num, int depth, asio_join* parent) {
+    if (depth == 0) {
+      complete(parent, num);
+      return;
+    }
+    auto* j = new asio_join;
+    j->parent = parent;
+    for (int i = 0; i < kFanOut; ++i) {
+      rt.post([this, num, depth, i, j] { node(num * kFanOut + i, depth - 1, j); });
+    }
+  }
+};
+
+void skynet_asio_bench(benchmark::State& state) {
+  countdown done;  // declared first: outlives the pool's threads (a late notify_one)
+  asio_runtime rt(threads(state));
+  asio_skynet tree{rt, done};
+  auto once = [&] {
+    done.reset(1);
+    rt.post([&tree] { tree.node(0, kDepth, nullptr); });
+    done.wait();
+    return tree.result;
+  };
+  measure(state, once, kResult, kTasks, metric::time_per_task);
+}
+#endif
+
 }  // namespace
 
 void register_skynet() {
   register_runtime("skynet", "weft", skynet_weft_bench);
 #ifdef WEFT_HAVE_TBB
   register_runtime("skynet", "tbb", skynet_tbb_bench);
+#endif
+#ifdef WEFT_HAVE_OPENMP
+  register_runtime("skynet", "omp", skynet_omp_bench);
+#endif
+#ifdef WEFT_HAVE_ASIO
+  register_runtime("skynet", "asio", skynet_asio_bench);
 #endif
 }
 
