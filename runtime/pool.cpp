@@ -11,6 +11,7 @@
 #include "timer.hpp"
 #include "topology.hpp"
 #include "weft/pool.hpp"
+#include "weft/task_group.hpp"
 
 namespace weft::detail {
 namespace {
@@ -92,8 +93,26 @@ bool pool_impl::inject(task* t) {
 }
 
 void pool_impl::reinject(task* t) noexcept {
+  // Handed back by an isolated waiter: the workers that may run it are those outside every
+  // wait and those whose current isolation contains its group. Wake the latter by name if
+  // parked, and an idle one; never an arbitrary waiter, which would hand it back again
+  // (with several waiters that ping-pong would never end).
+  const group_context* scope = t->scope;  // read before the enqueue hands t to a thief
+  std::uint64_t targets = 0;
+  if (scope != nullptr) {
+    for (unsigned i = 0; i < workers_.size() && i < 64; ++i) {
+      const group_context* iso = workers_[i]->published_isolation();
+      if (iso == nullptr) continue;
+      for (const group_context* c = scope; c != nullptr; c = c->parent) {  // compares iso, never reads it
+        if (c == iso) targets |= std::uint64_t{1} << i;
+      }
+    }
+  }
   if (injector_.enqueue(t)) {
-    sleep_.notify_work();
+    for (unsigned i = 0; targets != 0; ++i, targets >>= 1) {
+      if ((targets & 1) != 0) sleep_.wake_worker(i);
+    }
+    sleep_.notify_idle_work();
   } else {
     run_task(*this, t);  // out of memory: running it out of isolation beats losing it
   }
@@ -269,6 +288,24 @@ void pool_impl::count_external(task_result r) noexcept {
   // relaxed: counters.
   (r == task_result::ok ? ext_completed_ : r == task_result::failed ? ext_failed_ : ext_cancelled_)
       .fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint64_t pool_impl::tasks_finished() const noexcept {
+  // relaxed: counters; the escape hatch compares two readings taken well apart (worker.cpp).
+  std::uint64_t n = ext_completed_.load(std::memory_order_relaxed) + ext_failed_.load(std::memory_order_relaxed) +
+                    ext_cancelled_.load(std::memory_order_relaxed);
+  for (const auto& w : workers_) {
+    const auto c = w->read_counters();
+    n += c.completed + c.failed + c.cancelled;
+  }
+  return n;
+}
+
+bool pool_impl::stall_persists() noexcept {
+  const std::uint64_t now = tasks_finished();
+  // relaxed: only the worker that confirmed a stall calls this (the others are parked), and
+  // a stale value costs one more recheck round, never a wrong hatch.
+  return stall_mark_.exchange(now, std::memory_order_relaxed) == now;
 }
 
 metrics pool_impl::snapshot() const noexcept {

@@ -97,7 +97,19 @@ class pool_impl {
   void log_once_relaxed_isolation() noexcept;
 
   void count_rejected() noexcept { rejected_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: a counter
+  // External threads helping with a group's tasks right now (wait.cpp). seq_cst both
+  // ways and in the read: the escape hatch reads it after its confirmation sleep; a helper
+  // that starts right after that read is one the confirmation could not see anyway, which
+  // costs an unneeded hatch (logged), never a hang.
+  void external_helpers_enter() noexcept { external_helpers_.fetch_add(1, std::memory_order_seq_cst); }
+  void external_helpers_leave() noexcept { external_helpers_.fetch_sub(1, std::memory_order_seq_cst); }
+  unsigned external_helpers() const noexcept { return external_helpers_.load(std::memory_order_seq_cst); }
   void count_external(task_result r) noexcept;
+  // Tasks run or cancelled so far, by anyone (for the escape hatch).
+  std::uint64_t tasks_finished() const noexcept;
+  // The escape hatch's second confirmation: true when no task finished since the previous
+  // confirmed stall (whose recheck round woke every waiter to search its subtree again).
+  bool stall_persists() noexcept;
   void worker_exited() noexcept;
   metrics snapshot() const noexcept;
 
@@ -134,6 +146,8 @@ class pool_impl {
   std::atomic<bool> relaxed_logged_{false};
   // Tasks completed by non-worker threads helping a wait, and rejections.
   std::atomic<std::uint64_t> ext_completed_{0}, ext_failed_{0}, ext_cancelled_{0}, rejected_{0};
+  std::atomic<unsigned> external_helpers_{0};
+  std::atomic<std::uint64_t> stall_mark_{~std::uint64_t{0}};
   std::mutex timer_mu_;
   std::unique_ptr<timer_service> timer_;  // guarded by timer_mu_ until created
   std::mutex close_mu_;

@@ -103,6 +103,18 @@ class sleep_protocol {
     wake_one_searcher();
   }
 
+  // For work that only a worker outside every isolated wait may run (a task an isolated
+  // waiter handed back, see pool_impl::reinject): T1, but it wakes a worker parked idle or
+  // inside a wait that runs anything (a future's), never one parked inside an isolated wait
+  // (isolation would keep it from the task; waking it only makes it hand the task back). Work nobody idle takes waits for a worker to come out of
+  // its wait, or for the escape hatch.
+  void notify_idle_work() {
+    // seq_cst: as in notify_work.
+    Platform::fence(Platform::seq_cst);
+    // relaxed: ordered by the fence above.
+    if (should_wake(idle_word(state_.load(Platform::relaxed)))) wake_one_searcher(/*idle_only=*/true);
+  }
+
   // T1, weakened for spawns from a worker (see the header comment).
   void notify_work_relaxed() {
     // relaxed: deliberately no fence; a stale answer only delays parallelism.
@@ -133,7 +145,8 @@ class sleep_protocol {
   };
 
   // T3: enlist worker w as parked. in_wait: the worker is blocked inside a task.
-  park_ticket begin_park(unsigned w, bool was_searching, bool in_wait) {
+  // isolated: that wait runs only its group's subtree (see notify_idle_work).
+  park_ticket begin_park(unsigned w, bool was_searching, bool in_wait, bool isolated = false) {
     std::lock_guard lock(mu_);
     const std::uint64_t dec = idle_word::one_unparked + (was_searching ? idle_word::one_searching : 0);
     // seq_cst: pairs with the fence in notify_work (T1).
@@ -141,7 +154,7 @@ class sleep_protocol {
     sleepers_.push_back(w);
     asleep_[w] = 1;
     as_searcher_[w] = 0;
-    in_wait_[w] = in_wait ? 1 : 0;
+    in_wait_[w] = in_wait ? (isolated ? kIsolatedWait : kWait) : kIdle;
     waiting_ += in_wait ? 1 : 0;
     return {was_searching && prev.searching() == 1, prev.unparked() == 1 && waiting_ == 0,
             prev.unparked() == 1 && waiting_ == workers_};
@@ -149,6 +162,13 @@ class sleep_protocol {
 
   // T4: block until woken.
   void park(unsigned w) { parkers_[w].park(); }
+
+  // Whether every worker is parked inside a wait right now (the escape hatch's
+  // confirmation, worker.cpp).
+  bool all_blocked_in_wait() {
+    std::lock_guard lock(mu_);
+    return waiting_ == workers_;
+  }
 
   // After park returns: whether the waker counted w as a searcher (wake_one_searcher), in
   // which case w must search and later call end_search or begin_park(was_searching=true).
@@ -197,7 +217,7 @@ class sleep_protocol {
       sleepers_.reserve(workers_);
       for (unsigned w : woken) {
         asleep_[w] = 0;
-        waiting_ -= in_wait_[w];
+        waiting_ -= in_wait_[w] != kIdle ? 1 : 0;
         in_wait_[w] = 0;
       }
       // seq_cst: same total order as T1/T3.
@@ -209,7 +229,7 @@ class sleep_protocol {
  private:
   bool should_wake(idle_word s) const noexcept { return s.searching() == 0 && s.unparked() < workers_; }
 
-  void wake_one_searcher() {
+  void wake_one_searcher(bool idle_only = false) {
     unsigned w;
     {
       std::lock_guard lock(mu_);
@@ -217,7 +237,11 @@ class sleep_protocol {
       if (!should_wake(idle_word(state_.load(Platform::relaxed)))) return;
       // Prefer a worker parked idle over one parked inside a wait: the latter only runs
       // other work until its own wait completes.
-      auto it = std::find_if(sleepers_.rbegin(), sleepers_.rend(), [&](unsigned s) { return !in_wait_[s]; });
+      auto it = std::find_if(sleepers_.rbegin(), sleepers_.rend(), [&](unsigned s) { return in_wait_[s] == kIdle; });
+      if (it == sleepers_.rend() && idle_only) {
+        it = std::find_if(sleepers_.rbegin(), sleepers_.rend(), [&](unsigned s) { return in_wait_[s] == kWait; });
+        if (it == sleepers_.rend()) return;
+      }
       w = it != sleepers_.rend() ? *it : sleepers_.back();
       unlist(w);
       as_searcher_[w] = 1;
@@ -231,7 +255,7 @@ class sleep_protocol {
   void unlist(unsigned w) {
     sleepers_.erase(std::find(sleepers_.begin(), sleepers_.end(), w));
     asleep_[w] = 0;
-    waiting_ -= in_wait_[w];
+    waiting_ -= in_wait_[w] != kIdle ? 1 : 0;
     in_wait_[w] = 0;
   }
 
@@ -242,7 +266,8 @@ class sleep_protocol {
   typename Platform::mutex mu_;
   std::vector<unsigned> sleepers_;  // guarded by mu_
   std::vector<char> asleep_;        // guarded by mu_
-  std::vector<char> in_wait_;       // guarded by mu_
+  static constexpr char kIdle = 0, kWait = 1, kIsolatedWait = 2;
+  std::vector<char> in_wait_;       // guarded by mu_: kIdle, kWait or kIsolatedWait
   std::vector<char> as_searcher_;   // written under mu_ while w is enlisted; see woke_as_searcher
   unsigned waiting_ = 0;            // guarded by mu_: parked workers that are inside a wait
 };

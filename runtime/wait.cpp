@@ -102,6 +102,21 @@ class enlisted {
   wait_node& n_;
 };
 
+class helping_scope {
+ public:
+  explicit helping_scope(pool_impl* pool) noexcept : pool_(pool) {
+    if (pool_ != nullptr) pool_->external_helpers_enter();
+  }
+  ~helping_scope() {
+    if (pool_ != nullptr) pool_->external_helpers_leave();
+  }
+  helping_scope(const helping_scope&) = delete;
+  helping_scope& operator=(const helping_scope&) = delete;
+
+ private:
+  pool_impl* pool_;
+};
+
 // A non-worker thread waiting on a group helps: it runs tasks of the group's subtree it
 // finds in the injection queue or in the workers' deques (others go back to the queue).
 task* find_for_external(pool_impl& pool, const group_context& group) noexcept {
@@ -124,12 +139,17 @@ task* find_for_external(pool_impl& pool, const group_context& group) noexcept {
 bool wait_external(const void* key, wait_pred pred, const void* ctx, std::chrono::steady_clock::time_point deadline,
                    const group_context* isolate) {
   pool_impl* pool = isolate != nullptr ? &impl_of(*isolate->owner) : nullptr;
-  for (int i = 0; i < 64; ++i) {  // a short spin before the kernel, helping if we can
-    if (pred(ctx)) return true;
-    if (pool != nullptr) {
-      if (task* t = find_for_external(*pool, *isolate)) {
-        pool->count_external(run_task(*pool, t));
-        i = 0;
+  {
+    // While this thread helps, the pool's workers may all be parked inside waits that the
+    // tasks it runs will complete: the escape hatch must not mistake that for a stall.
+    helping_scope helping(pool);
+    for (int i = 0; i < 64; ++i) {  // a short spin before the kernel, helping if we can
+      if (pred(ctx)) return true;
+      if (pool != nullptr) {
+        if (task* t = find_for_external(*pool, *isolate)) {
+          pool->count_external(run_task(*pool, t));
+          i = 0;
+        }
       }
     }
   }
@@ -169,18 +189,37 @@ bool wait_external(const void* key, wait_pred pred, const void* ctx, std::chrono
     r = w.park(pred, ctx, deadline);
   }
   if (r == worker::park_result::relax) {
-    // Escape hatch (task_group.hpp): every worker waits and only unrelated work is left.
-    w.owner_pool().log_once_relaxed_isolation();
-    if (task* t = w.find_work()) w.execute(t);
+    // Escape hatch (task_group.hpp): every worker has been parked inside a wait for a while
+    // and queued work is left. Work of our own subtree first (it may have arrived since);
+    // only then, and logged, unrelated work.
+    if (pred(ctx)) return true;
+    task* t = isolate != nullptr ? w.find_isolated(*isolate, floor) : nullptr;
+    if (t == nullptr && (t = w.find_work()) != nullptr) w.owner_pool().log_once_relaxed_isolation();
+    if (t != nullptr) w.execute(t);
   }
   return true;
 }
 
+// Sets the thread's isolation for the length of one wait and restores the enclosing one.
+class isolation_scope {
+ public:
+  isolation_scope(worker& w, worker::isolation next) noexcept : w_(w), prev_(w.exchange_isolation(next)) {}
+  ~isolation_scope() { w_.exchange_isolation(prev_); }
+  isolation_scope(const isolation_scope&) = delete;
+  isolation_scope& operator=(const isolation_scope&) = delete;
+
+ private:
+  worker& w_;
+  worker::isolation prev_;
+};
+
 bool wait_on_worker(worker& w, const void* key, wait_pred pred, const void* ctx,
                     std::chrono::steady_clock::time_point deadline, const group_context* isolate) {
-  // Own-deque floor for isolation: where the group was created if it was created here,
-  // else the wait point.
-  const std::int64_t floor = (isolate != nullptr && isolate->creator == &w) ? isolate->mark : w.mark();
+  // Own-deque floor: where the group was created if it was created here, else the wait
+  // point. A wait without a group (a future's) is not isolated, even inside a group wait:
+  // it runs any task of the pool (see task_group.hpp).
+  const std::int64_t floor = isolate == nullptr ? 0 : isolate->creator == &w ? isolate->mark : w.mark();
+  isolation_scope scope(w, {isolate, floor});
   for (;;) {
     if (pred(ctx)) return true;
     if (task* t = isolate != nullptr ? w.find_isolated(*isolate, floor) : w.find_work()) {

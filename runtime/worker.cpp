@@ -277,7 +277,7 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
   // A worker that blocks inside a wait may leave tasks in its deque below the wait: make
   // sure somebody is awake to take them (the relaxed notify of spawn may have missed).
   if (in_wait && queued() > 0) sleep.notify_work();
-  const auto ticket = sleep.begin_park(index_, searching_, in_wait);
+  const auto ticket = sleep.begin_park(index_, searching_, in_wait, isolation_.group != nullptr);
   searching_ = false;
   // Termination decided before we enlisted (e.g. a pool whose construction failed): the
   // wake_all that set it could not see us, so do not sleep.
@@ -290,21 +290,55 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
     }
     sleep.notify_work();
   }
-  if (in_wait && ticket.all_blocked_in_wait && pool_.any_work() && !ready(ctx)) {
-    // Every worker waits and queued work is there that isolation keeps them from running:
-    // the escape hatch of task_group.hpp.
-    if (sleep.cancel_park(index_)) return park_result::relax;
-    sleep.park(index_);  // somebody woke us meanwhile: take the token
-    searching_ = sleep.woke_as_searcher(index_);
-    return park_result::woken;
-  }
   bump(parks_);
+  if (in_wait && ticket.all_blocked_in_wait && pool_.any_work() && !ready(ctx)) {
+    // Every worker is parked inside a wait and work is queued: maybe a stall that only the
+    // escape hatch of task_group.hpp resolves (isolation keeps every waiter from the queued
+    // work), maybe a transient that looks the same for a moment (a completion whose wake is
+    // on its way, an external thread running a child). A stall persists; a transient ends
+    // within microseconds. Confirm over a few short sleeps before taking the hatch.
+    return confirm_stall(ready, ctx, deadline);
+  }
   if (in_wait && ready(ctx)) {
     if (!sleep.cancel_park(index_)) sleep.park(index_);
   } else if (deadline != std::chrono::steady_clock::time_point::max()) {
     if (!sleep.park_until(index_, deadline) && !sleep.cancel_park(index_)) sleep.park(index_);
   } else {
     sleep.park(index_);
+  }
+  if (sleep.terminating()) return park_result::terminating;
+  searching_ = sleep.woke_as_searcher(index_);
+  return park_result::woken;
+}
+
+worker::park_result worker::confirm_stall(bool (*ready)(const void*) noexcept, const void* ctx,
+                                          std::chrono::steady_clock::time_point deadline) {
+  sleep_protocol<std_platform>& sleep = pool_.sleep();
+  constexpr int kConfirmations = 3;
+  int seen = 0;
+  auto pause = std::chrono::microseconds(200);
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (sleep.park_until(index_, std::min(deadline, now + pause))) break;  // woken: no stall
+    // Timed out, still enlisted.
+    const bool stalled = sleep.all_blocked_in_wait() && pool_.external_helpers() == 0 && pool_.any_work();
+    if (ready(ctx) || std::chrono::steady_clock::now() >= deadline || !stalled || ++seen == kConfirmations) {
+      if (!sleep.cancel_park(index_)) {
+        sleep.park(index_);  // a waker took us meanwhile: consume its token
+        break;
+      }
+      // Unparked by ourselves. Anything but a stall we saw kConfirmations times in a row
+      // (about 1.4 ms) returns to the wait loop, which searches again and parks again
+      // (re-entering this check if it is the last to park).
+      if (!stalled || seen != kConfirmations) return park_result::woken;
+      // A lost wake-up looks like a stall too (the worker that may run a reinjected task
+      // parked just before it arrived): first wake every waiter to search its subtree
+      // again. Only a stall confirmed again with no task finished since takes the hatch.
+      if (pool_.stall_persists()) return park_result::relax;
+      sleep.wake_all(false);
+      return park_result::woken;
+    }
+    pause *= 2;
   }
   if (sleep.terminating()) return park_result::terminating;
   searching_ = sleep.woke_as_searcher(index_);

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <concurrentqueue/concurrentqueue.h>
@@ -63,6 +64,24 @@ class worker {
   task* find_isolated(const group_context& group, std::int64_t floor) noexcept;
   // The own deque's next push index (see deque_owner::mark).
   std::int64_t mark() const noexcept { return owner_.mark(); }
+  // The isolation of the innermost wait this thread is inside: the group and own-deque
+  // floor of a task_group wait, or none (no wait, or a future's wait, which runs anything).
+  struct isolation {
+    const group_context* group = nullptr;
+    std::int64_t floor = 0;
+  };
+  isolation current_isolation() const noexcept { return isolation_; }
+  isolation exchange_isolation(isolation next) noexcept {
+    // relaxed: read by other threads only to aim a wake-up (pool_impl::reinject); a stale
+    // value costs a wasted or a missed wake, which the escape hatch's recheck round covers.
+    published_isolation_.store(next.group, std::memory_order_relaxed);
+    return std::exchange(isolation_, next);
+  }
+  // Any thread: the group this worker's innermost isolated wait is on, or nullptr. Only to
+  // be compared against, never dereferenced: the wait may end and the group die any time.
+  const group_context* published_isolation() const noexcept {
+    return published_isolation_.load(std::memory_order_relaxed);  // relaxed: see above
+  }
   // Runs (or, when the pool is stopping, cancels) and frees a task, and counts it.
   void execute(task* t) noexcept;
 
@@ -90,6 +109,8 @@ class worker {
   task* search() noexcept;  // the stealing phase of find_work, as a searcher
   task* isolated_search(const group_context& group, std::int64_t floor) noexcept;
   task* stop_searching(task* t) noexcept;
+  park_result confirm_stall(bool (*ready)(const void*) noexcept, const void* ctx,
+                            std::chrono::steady_clock::time_point deadline);
   task* from_injector() noexcept;
   task* steal_sweep() noexcept;
   void steal_more(worker& victim) noexcept;
@@ -115,6 +136,7 @@ class worker {
   bool searching_ = false;
   unsigned tick_ = 0;
   unsigned depth_ = 0;  // nesting of execute() (help-while-waiting)
+  isolation isolation_;
   std::uint64_t rng_;
 
   // Written by the owner, read by stats() (relaxed).
@@ -124,6 +146,7 @@ class worker {
   std::atomic<std::uint64_t> steals_{0};
   std::atomic<std::uint64_t> parks_{0};
   std::atomic<std::uint64_t> running_{0};
+  std::atomic<const group_context*> published_isolation_{nullptr};
   latency_histogram queue_wait_;
   latency_histogram run_time_;
 

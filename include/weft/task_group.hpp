@@ -32,10 +32,19 @@
 // from the pool's queues: so a task that holds a lock and waits on a group cannot re-enter
 // code taking the same lock through an unrelated task. Unrelated tasks it finds in its own
 // deque are handed to the injection queue, where every other worker can take them.
+// The rule is about task_group waits. A wait on a weft::future (get/wait) is not isolated,
+// even inside a child of G: it runs any task of the pool, as oneTBB's waits do outside
+// this_task_arena::isolate, so that a child which submits work and waits for its result
+// never needs another worker. A child that holds a lock and must not run unrelated work
+// while it waits should wait on a nested task_group rather than on a future.
 // A non-worker thread that waits helps too: it runs G's subtree tasks it can find.
-// The one exception (the escape hatch, automatic): when every worker of the pool is blocked
-// in a wait and tasks are queued that none of them may run, one waiter runs queued work
-// regardless of isolation instead of letting the pool hang, and the pool logs this once.
+// The one exception (the escape hatch, automatic): when every worker of the pool stays
+// parked inside a wait while tasks are queued that none of them may run (a worker waiting
+// on a group of another pool whose child needs a task queued here, say), one waiter runs queued work regardless of isolation
+// instead of letting the pool hang, and the pool logs this once. It takes the hatch only
+// after the stall was seen for about 1.5 ms twice in a row, with every waiter made to
+// search its own subtree again in between and no task finishing meanwhile; ordinary
+// nested fork-join never reaches it (tests/unit/isolation_test.cpp).
 // What cannot be detected: a cycle of waits (task A waits on a group whose child waits on a
 // future of A) with no queued work; it hangs as it would with any runtime.
 //
