@@ -8,7 +8,7 @@
 
 #include "harness.hpp"
 #include "peers.hpp"
-#include "weft/task_group.hpp"
+#include "fib_weft.hpp"
 
 namespace weft_perf {
 namespace {
@@ -16,16 +16,6 @@ namespace {
 constexpr int kN = 30;
 constexpr std::uint64_t kResult = 832040;
 constexpr double kCalls = 2692537;
-
-std::uint64_t fib_weft(weft::pool& p, int n) {
-  if (n < 2) return static_cast<std::uint64_t>(n);
-  std::uint64_t a = 0;
-  weft::task_group g(p);
-  g.run([&] { a = fib_weft(p, n - 1); });
-  const std::uint64_t b = fib_weft(p, n - 2);
-  g.wait();
-  return a + b;
-}
 
 void fib_weft_bench(benchmark::State& state) {
   weft_runtime rt(threads(state));

@@ -44,6 +44,8 @@ namespace weft_perf {
 class weft_runtime {
  public:
   explicit weft_runtime(int threads) : pool_(options(threads)) {}
+  // With latency sampling set (0: off); perf/cost.cpp measures what sampling costs.
+  weft_runtime(int threads, unsigned latency_sample_every) : pool_(with_sampling(threads, latency_sample_every)) {}
 
   weft::pool& pool() noexcept { return pool_; }
 
@@ -73,6 +75,12 @@ class weft_runtime {
     if (const char* spin = std::getenv("WEFT_PERF_SPIN"); spin != nullptr && *spin != '\0') {
       o.spin_rounds = static_cast<unsigned>(std::strtoul(spin, nullptr, 10));
     }
+    return o;
+  }
+
+  static weft::pool_options with_sampling(int threads, unsigned every) {
+    weft::pool_options o = options(threads);
+    o.latency_sample_every = every;
     return o;
   }
 

@@ -303,9 +303,13 @@ std::uint64_t pool_impl::tasks_finished() const noexcept {
 
 bool pool_impl::stall_persists() noexcept {
   const std::uint64_t now = tasks_finished();
-  // relaxed: only the worker that confirmed a stall calls this (the others are parked), and
-  // a stale value costs one more recheck round, never a wrong hatch.
-  return stall_mark_.exchange(now, std::memory_order_relaxed) == now;
+  // relaxed both: only a worker that confirmed a stall calls this (the others are parked),
+  // and a stale value costs one more recheck round, never a wrong hatch.
+  if (stall_mark_.exchange(now, std::memory_order_relaxed) != now) {
+    stall_rounds_.store(0, std::memory_order_relaxed);
+    return false;
+  }
+  return stall_rounds_.fetch_add(1, std::memory_order_relaxed) + 1 >= kStallRounds;
 }
 
 metrics pool_impl::snapshot() const noexcept {

@@ -7,7 +7,7 @@
 //   S2 close() then sets `closing_` and wakes every worker (sleep.wake_all(false)).
 //   S3 Workers keep running and stealing as usual: tasks spawned by running tasks are part
 //      of the drain. The worker whose park makes every worker idle, with no worker blocked
-//      inside a wait, re-checks every queue; if all are empty while closing_, nothing can
+//      inside a wait and no external thread helping (external_helpers), re-checks every queue; if all are empty while closing_, nothing can
 //      ever add work again (S1, and no task runs), so it terminates the pool
 //      (sleep.wake_all(true)) and every worker exits its loop, counting itself out of
 //      `live_` (close(deadline) waits on that count).
@@ -79,6 +79,9 @@ class pool_impl {
     return closing_.load(std::memory_order_acquire);
   }
   bool cancelling() const noexcept {
+#ifdef WEFT_ABLATE_CANCELLATION  // perf/cost.cpp only: measures what this check costs
+    return false;
+#endif
     // relaxed: S5 is a hint checked per task; a task that starts just after stop was
     // requested may still run, which is the same as starting just before.
     return cancelling_.load(std::memory_order_relaxed);
@@ -97,18 +100,27 @@ class pool_impl {
   void log_once_relaxed_isolation() noexcept;
 
   void count_rejected() noexcept { rejected_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: a counter
-  // External threads helping with a group's tasks right now (wait.cpp). seq_cst both
-  // ways and in the read: the escape hatch reads it after its confirmation sleep; a helper
-  // that starts right after that read is one the confirmation could not see anyway, which
-  // costs an unneeded hatch (logged), never a hang.
+  // External threads helping with a group's tasks right now (wait.cpp). A helper holds a
+  // task between dequeuing it and running or handing it back (reinject), in no queue:
+  //   - S3: the terminating check reads this count *before* the queues, both seq_cst; a
+  //     helper enqueues before it leaves (seq_cst decrement), so a check that reads zero
+  //     after a helper left also sees what it handed back; one that reads non-zero does not
+  //     terminate, and the last helper to leave a closing pool calls notify_work, whose
+  //     worker re-runs the check when it parks.
+  //   - The escape hatch reads it after its confirmation sleep: a helper that starts right
+  //     after that read costs an unneeded hatch (logged), never a hang.
   void external_helpers_enter() noexcept { external_helpers_.fetch_add(1, std::memory_order_seq_cst); }
-  void external_helpers_leave() noexcept { external_helpers_.fetch_sub(1, std::memory_order_seq_cst); }
+  void external_helpers_leave() noexcept {
+    if (external_helpers_.fetch_sub(1, std::memory_order_seq_cst) == 1 && closing()) sleep_.notify_work();
+  }
   unsigned external_helpers() const noexcept { return external_helpers_.load(std::memory_order_seq_cst); }
   void count_external(task_result r) noexcept;
   // Tasks run or cancelled so far, by anyone (for the escape hatch).
   std::uint64_t tasks_finished() const noexcept;
-  // The escape hatch's second confirmation: true when no task finished since the previous
-  // confirmed stall (whose recheck round woke every waiter to search its subtree again).
+  // The escape hatch's second confirmation: true when no task finished over the last
+  // kStallRounds confirmed stalls (each followed by a recheck round that woke every waiter
+  // to search its subtree again).
+  static constexpr int kStallRounds = 2;
   bool stall_persists() noexcept;
   void worker_exited() noexcept;
   metrics snapshot() const noexcept;
@@ -148,6 +160,7 @@ class pool_impl {
   std::atomic<std::uint64_t> ext_completed_{0}, ext_failed_{0}, ext_cancelled_{0}, rejected_{0};
   std::atomic<unsigned> external_helpers_{0};
   std::atomic<std::uint64_t> stall_mark_{~std::uint64_t{0}};
+  std::atomic<int> stall_rounds_{0};
   std::mutex timer_mu_;
   std::unique_ptr<timer_service> timer_;  // guarded by timer_mu_ until created
   std::mutex close_mu_;

@@ -36,6 +36,10 @@
 // appear any more (external submission is closed, nothing runs), so it calls wake_all with
 // `terminate` set and every worker exits. close() itself calls wake_all after setting the
 // closing flag, so a pool that was already idle goes through the same path.
+// A worker must check terminating() right after its begin_park, before it blocks: on every
+// close(), the terminating wake_all can run between a worker's last search and its
+// enlisting, and then wakes only the workers already enlisted (worker::park does this
+// check; the Relacy model tests/model/sleep_model.cpp shows the hang without it).
 #pragma once
 
 #include <algorithm>

@@ -29,24 +29,28 @@ std::stop_token group_context::token() const {
     auto fresh = std::make_unique<stop_link>();
     if (parent != nullptr) fresh->from_parent.emplace(parent->token(), stop_link::relay{&fresh->source});
     fresh->from_pool.emplace(owner->get_stop_token(), stop_link::relay{&fresh->source});
-    // release: publishes the built link; acquire on failure: we use the winner's link.
-    if (link.compare_exchange_strong(l, fresh.get(), std::memory_order_acq_rel, std::memory_order_acquire)) {
+    // seq_cst: publishes the built link (release) and is the first half of a Dekker pair
+    // with cancel(): we install the link then read `cancelled`, cancel() sets `cancelled`
+    // then reads the link. With all four seq_cst at least one side sees the other, so the
+    // source always fires; with release/acquire both could miss (store buffering).
+    if (link.compare_exchange_strong(l, fresh.get(), std::memory_order_seq_cst, std::memory_order_seq_cst)) {
       l = fresh.release();
     }
     // A cancel() that ran before the link existed could not fire it: do it now.
-    // acquire: pairs with the release store in cancel().
-    if (cancelled.load(std::memory_order_acquire)) l->source.request_stop();
+    // seq_cst: the second half of the Dekker pair above.
+    if (cancelled.load(std::memory_order_seq_cst)) l->source.request_stop();
   }
   return l->source.get_token();
 }
 
 void group_context::cancel() noexcept {
-  // release: pairs with the acquire loads in cancelled_in_chain and token().
-  cancelled.store(true, std::memory_order_release);
+  // seq_cst: release for the acquire loads in cancelled_in_chain; and the first half of
+  // the Dekker pair with token() (see there).
+  cancelled.store(true, std::memory_order_seq_cst);
   // relaxed: an epoch only ever goes up; see cancelled_in_chain for why relaxed suffices.
   group_cancel_epoch.fetch_add(1, std::memory_order_relaxed);
-  // acquire: pairs with the release CAS in token().
-  if (stop_link* l = link.load(std::memory_order_acquire)) l->source.request_stop();
+  // seq_cst: the second half of the Dekker pair with token(); acquires the built link.
+  if (stop_link* l = link.load(std::memory_order_seq_cst)) l->source.request_stop();
 }
 
 void group_context::destroy_link_slow() noexcept {

@@ -155,12 +155,33 @@ bool wait_external(const void* key, wait_pred pred, const void* ctx, std::chrono
   }
   wait_node n;
   enlisted e(key, n);
+  // Waiting on a group, sleep in short naps and look for the group's tasks after each: a
+  // task of the subtree handed back to the injection queue by an isolated worker (which
+  // may not run it) has nobody else to run it while every worker is inside such a wait, and
+  // a hand-back wakes workers, never this thread. The naps grow to 1 ms: a blocked external
+  // waiter costs about a thousand short wake-ups a second, and never waits for the escape
+  // hatch (which needs a stall of several ms).
+  auto nap = std::chrono::microseconds(50);
   for (;;) {
     // acquire: pairs with the release fetch_add in notify_address.
     const std::uint32_t seen = n.epoch.load(std::memory_order_acquire);
     if (pred(ctx)) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    futex_wait(n.epoch, seen, deadline);
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    if (pool == nullptr) {
+      futex_wait(n.epoch, seen, deadline);
+      continue;
+    }
+    {
+      helping_scope helping(pool);
+      if (task* t = find_for_external(*pool, *isolate)) {
+        pool->count_external(run_task(*pool, t));
+        nap = std::chrono::microseconds(50);
+        continue;
+      }
+    }
+    futex_wait(n.epoch, seen, std::min(deadline, now + nap));
+    nap = std::min<std::chrono::microseconds>(nap * 2, std::chrono::milliseconds(1));
   }
 }
 

@@ -279,13 +279,16 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
   if (in_wait && queued() > 0) sleep.notify_work();
   const auto ticket = sleep.begin_park(index_, searching_, in_wait, isolation_.group != nullptr);
   searching_ = false;
-  // Termination decided before we enlisted (e.g. a pool whose construction failed): the
-  // wake_all that set it could not see us, so do not sleep.
+  // Termination decided before we enlisted (any close(): the last worker to park can
+  // decide it while we are between our last search and begin_park): the wake_all that set
+  // it could not see us, so do not sleep (sleep.hpp, Shutdown).
   if (sleep.terminating()) return park_result::terminating;
   if (ticket.last_searcher && pool_.any_work()) sleep.notify_work();
-  if (ticket.last_awake && pool_.closing()) {
+  // S3 (pool_impl.hpp). The helpers first, then the queues: see external_helpers. While
+  // an external thread helps, park: its leaving wakes a worker to come back here.
+  if (ticket.last_awake && pool_.closing() && pool_.external_helpers() == 0) {
     if (!pool_.any_work()) {
-      sleep.wake_all(true);  // S3 (pool_impl.hpp): nothing can appear any more
+      sleep.wake_all(true);  // nothing can appear any more
       return park_result::terminating;
     }
     sleep.notify_work();

@@ -33,6 +33,10 @@ class outcome {
     if (!value_) std::rethrow_exception(error_);
     return *value_;
   }
+  const T& value() const& {
+    if (!value_) std::rethrow_exception(error_);
+    return *value_;
+  }
   T&& value() && {
     if (!value_) std::rethrow_exception(error_);
     return std::move(*value_);

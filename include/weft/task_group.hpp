@@ -42,9 +42,10 @@
 // parked inside a wait while tasks are queued that none of them may run (a worker waiting
 // on a group of another pool whose child needs a task queued here, say), one waiter runs queued work regardless of isolation
 // instead of letting the pool hang, and the pool logs this once. It takes the hatch only
-// after the stall was seen for about 1.5 ms twice in a row, with every waiter made to
-// search its own subtree again in between and no task finishing meanwhile; ordinary
-// nested fork-join never reaches it (tests/unit/isolation_test.cpp).
+// after the stall was seen for about 1.5 ms three times in a row, with every waiter made
+// to search its own subtree again in between and no task finishing meanwhile; ordinary
+// nested fork-join, from workers and from outside, never reaches it
+// (tests/unit/isolation_test.cpp).
 // What cannot be detected: a cycle of waits (task A waits on a group whose child waits on a
 // future of A) with no queued work; it hangs as it would with any runtime.
 //
@@ -87,6 +88,9 @@ struct group_context {
   mutable std::atomic<stop_link*> link{nullptr};  // created on first get_stop_token()
 
   bool cancelled_in_chain() const noexcept {
+#ifdef WEFT_ABLATE_CANCELLATION  // perf/cost.cpp only: measures what this check costs
+    return false;
+#endif
     // relaxed: an epoch increment that happens-before this check (cancel() sequenced before
     // the run() whose push we acquired) is visible; a concurrent cancel may be missed, which
     // only means a child that was starting anyway runs.
