@@ -17,8 +17,11 @@
 //      searches and someone is parked, wake one parked worker *as a searcher*. The fence
 //      pairs with the seq_cst RMW of T3: either the parking searcher's re-check sees the
 //      work, or our read sees searching == 0 and we wake someone.
-//   T2 end_search (a searcher found work): if it was the last searcher it calls notify_work,
-//      so remaining queued work still has a searcher or a waker (Go's "spinning M" rule).
+//   T2 end_search (a searcher found work): if it was the last searcher it re-checks every
+//      queue after its seq_cst decrement and calls notify_work if work is left, so remaining
+//      queued work still has a searcher or a waker (Go's "spinning M" rule). Not waking when
+//      nothing is left matters on an idle pool: waking a second worker costs the first one a
+//      futex syscall (and a VM exit for the IPI) before it starts the task it found.
 //   T3 begin_park (searcher gives up): under mu_, decrement unparked and searching (seq_cst)
 //      and enlist. If it was the last searcher, the caller re-checks every queue *after*
 //      this RMW and calls notify_work if it finds anything (it may wake itself).
@@ -135,11 +138,15 @@ class sleep_protocol {
     return true;
   }
 
-  // T2: a searcher found work. Calls notify_work itself if it was the last searcher.
-  void end_search() {
+  // T2: a searcher found work. If it was the last searcher and `any_work()` (the caller's
+  // re-check of every queue, which must start with a seq_cst fence) finds more, it calls
+  // notify_work: the same shape as T3, so work published concurrently is seen either by
+  // the re-check or by its publisher's T1, which then reads searching == 0.
+  template <class AnyWork>
+  void end_search(AnyWork&& any_work) {
     // seq_cst: the same total order as T1/T3 on the state word.
     const idle_word prev(state_.fetch_sub(idle_word::one_searching, Platform::seq_cst));
-    if (prev.searching() == 1) notify_work();
+    if (prev.searching() == 1 && any_work()) notify_work();
   }
 
   struct park_ticket {

@@ -218,7 +218,7 @@ task* worker::stop_searching(task* t) noexcept {
   // wakes another, so work still queued elsewhere keeps a searcher.
   if (t != nullptr && searching_) {
     searching_ = false;
-    pool_.sleep().end_search();
+    pool_.sleep().end_search([this] { return pool_.any_work(); });
   }
   return t;
 }

@@ -347,7 +347,7 @@ struct pool_model : rl::test_suite<pool_model<Platform, W, S>, W + 1> {
   int stop_searching(unsigned w, int t) {
     if (t != 0 && workers[w]->searching) {
       workers[w]->searching = false;
-      sleep->end_search();
+      sleep->end_search([this] { return any_work(); });
     }
     return t;
   }
