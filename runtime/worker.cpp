@@ -184,7 +184,7 @@ task* worker::steal_sweep() noexcept {
         switch (v.steal(t)) {
           case steal_result::success:
             bump(steals_);
-            steal_more(v);
+            steal_more(v, t);
             return t;
           case steal_result::lost_race:
             contended = true;
@@ -199,13 +199,21 @@ task* worker::steal_sweep() noexcept {
   return nullptr;
 }
 
-void worker::steal_more(worker& victim) noexcept {
+void worker::steal_more(worker& victim, const task* first) noexcept {
+  // Only siblings of the first: tasks of the same group (a spawner's flat fan-out), or
+  // plain submissions (no group). The tasks under a fork-join spine belong each to a
+  // different enclosing group; moved here, they would sit under our work where the victim,
+  // waiting isolated on an inner group, steals them back only to hand them to the
+  // injection queue. The first non-sibling taken stops the batch (it cannot be put back).
+  const group_context* scope = first->scope;
   const std::int64_t extra = std::min(victim.queued() / 2, kStealBatch);
   for (std::int64_t i = 0; i < extra; ++i) {
     task* t = nullptr;
     if (victim.steal(t) != steal_result::success) break;
     bump(steals_);
+    const bool sibling = t->scope == scope;  // read before push_or_run hands t over
     push_or_run(t);
+    if (!sibling) break;
   }
 }
 

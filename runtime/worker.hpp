@@ -7,8 +7,9 @@
 //   - A searching worker tries victims bucket by bucket, nearest first (same core, L3,
 //     NUMA node, package, rest), starting at a random victim in each bucket.
 //   - Having stolen one task from a victim whose deque is long, it steals up to half of the
-//     rest (at most kStealBatch) into its own deque, one CAS each; a spawner's deque is
-//     then drained by few round-trips instead of one per task.
+//     rest (at most kStealBatch) into its own deque, one CAS each, as long as they are
+//     siblings of the first (same group, see steal_more); a spawner's deque is then
+//     drained by few round-trips instead of one per task.
 //   - A lost race (steal_result::lost_race) means work exists: the sweep is retried rather
 //     than counted as empty.
 //   - Isolated search (a worker waiting on a group): only tasks of the group's subtree are
@@ -113,7 +114,7 @@ class worker {
                             std::chrono::steady_clock::time_point deadline);
   task* from_injector() noexcept;
   task* steal_sweep() noexcept;
-  void steal_more(worker& victim) noexcept;
+  void steal_more(worker& victim, const task* first) noexcept;
   void push_or_run(task* t) noexcept;
   static void bump(std::atomic<std::uint64_t>& c) noexcept {
     // Owner-only counters: a plain load+store (no locked RMW); readers tolerate staleness.

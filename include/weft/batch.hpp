@@ -59,6 +59,9 @@
 // Not promised: any execution order. (From outside a pool of one worker the elements run in
 // submission order; from inside a task they are pushed on the worker's own deque and mostly
 // run last-in first-out.) No limit on concurrency beyond the pool's size.
+// Compilers: g++ 12 and later, clang 15 and later. clang 14 with libstdc++ 12 (Debian 12's
+// clang) cannot compile libstdc++'s <ranges> views (iota_view, subrange), so there the
+// range overloads fail for views; containers such as std::vector work.
 #pragma once
 
 #include <cstddef>

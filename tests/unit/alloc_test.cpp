@@ -179,7 +179,9 @@ struct spawn_case {
 class SteadyStateAllocTest : public testing::TestWithParam<spawn_case> {};
 
 TEST_P(SteadyStateAllocTest, SmallClosuresAllocateNothing) {
-  const auto [workers, via] = GetParam();
+  // Not a structured binding: clang 14 cannot capture one in the lambda below.
+  const int workers = GetParam().workers;
+  const spawn_via via = GetParam().via;
   weft::pool_options o;
   o.workers = workers;
   weft::pool p(o);

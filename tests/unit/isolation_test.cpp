@@ -112,7 +112,9 @@ struct lock_scene {
 class LockTest : public testing::TestWithParam<std::tuple<int, unrelated_from>> {};
 
 TEST_P(LockTest, WaiterHoldingALockNeverRunsAnUnrelatedTaskNeedingIt) {
-  const auto [workers, from] = GetParam();
+  // Not a structured binding: clang 14 cannot capture one in a lambda.
+  const int workers = std::get<0>(GetParam());
+  const unrelated_from from = std::get<1>(GetParam());
   constexpr int kUnrelated = 8;
   constexpr int kChildren = 64;
   weft::pool_options o;
