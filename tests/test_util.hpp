@@ -1,9 +1,14 @@
 // tests/test_util.hpp: helpers shared by weft's tests.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <latch>
+#include <memory>
 #include <string>
+
+#include "weft/pool.hpp"
 
 namespace weft_test {
 
@@ -14,5 +19,34 @@ inline std::uint64_t scaled(std::uint64_t n) {
   const auto v = static_cast<std::uint64_t>(static_cast<double>(n) * f);
   return v == 0 ? 1 : v;
 }
+
+// Occupies `n` workers of `p` until release() (or destruction; declare it after the pool).
+class worker_blocker {
+ public:
+  worker_blocker(weft::pool& p, int n) : s_(std::make_shared<state>(n)) {
+    for (int i = 0; i < n; ++i) {
+      p.post([s = s_] {
+        s->started.count_down();
+        s->release.wait();
+      });
+    }
+    s_->started.wait();
+  }
+  ~worker_blocker() { release(); }
+  worker_blocker(const worker_blocker&) = delete;
+  worker_blocker& operator=(const worker_blocker&) = delete;
+  void release() {
+    if (!s_->released.exchange(true)) s_->release.count_down();
+  }
+
+ private:
+  struct state {
+    explicit state(int n) : started(n) {}
+    std::latch started;
+    std::latch release{1};
+    std::atomic<bool> released{false};
+  };
+  std::shared_ptr<state> s_;
+};
 
 }  // namespace weft_test

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "test_util.hpp"
 #include "weft/pool.hpp"
 
 namespace {
@@ -32,34 +33,7 @@ using clock_type = std::chrono::steady_clock;
 
 constexpr auto kHang = 10s;
 
-// Occupies `n` workers until release() (or destruction; declare it after the pool).
-class worker_blocker {
- public:
-  worker_blocker(weft::pool& p, int n) : s_(std::make_shared<state>(n)) {
-    for (int i = 0; i < n; ++i) {
-      p.post([s = s_] {
-        s->started.count_down();
-        s->release.wait();
-      });
-    }
-    s_->started.wait();
-  }
-  ~worker_blocker() { release(); }
-  worker_blocker(const worker_blocker&) = delete;
-  worker_blocker& operator=(const worker_blocker&) = delete;
-  void release() {
-    if (!s_->released.exchange(true)) s_->release.count_down();
-  }
-
- private:
-  struct state {
-    explicit state(int n) : started(n) {}
-    std::latch started;
-    std::latch release{1};
-    std::atomic<bool> released{false};
-  };
-  std::shared_ptr<state> s_;
-};
+using weft_test::worker_blocker;
 
 template <class Pred>
 bool eventually(Pred pred, clock_type::duration limit = kHang) {

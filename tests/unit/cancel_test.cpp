@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "test_util.hpp"
 #include "weft/pool.hpp"
 #include "weft/task_group.hpp"
 
@@ -33,33 +34,7 @@ constexpr auto kHang = 10s;  // hang guard for anything that should happen "soon
 // Occupies `n` workers with tasks that ignore their tokens until release() (also called by
 // the destructor, so that a failed assertion cannot leave the pool's destructor waiting).
 // Declare it after the pool: it is then destroyed, and releases, first.
-class worker_blocker {
- public:
-  worker_blocker(weft::pool& p, int n) : s_(std::make_shared<state>(n)) {
-    for (int i = 0; i < n; ++i) {
-      p.post([s = s_] {
-        s->started.count_down();
-        s->release.wait();
-      });
-    }
-    s_->started.wait();
-  }
-  ~worker_blocker() { release(); }
-  worker_blocker(const worker_blocker&) = delete;
-  worker_blocker& operator=(const worker_blocker&) = delete;
-  void release() {
-    if (!s_->released.exchange(true)) s_->release.count_down();
-  }
-
- private:
-  struct state {
-    explicit state(int n) : started(n) {}
-    std::latch started;
-    std::latch release{1};
-    std::atomic<bool> released{false};
-  };
-  std::shared_ptr<state> s_;
-};
+using weft_test::worker_blocker;
 
 // Polls the token until it reports stop or `limit` passes; true when it saw the stop.
 bool await_stop(const std::stop_token& st, clock_type::duration limit = kHang) {

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "test_util.hpp"
 #include "weft/pool.hpp"
 #include "weft/task_group.hpp"
 
@@ -28,33 +29,7 @@ using clock_type = std::chrono::steady_clock;
 constexpr auto kHang = 10s;
 constexpr std::uint64_t kSampleEvery = 64;  // metrics.hpp: one in 64 per submitting thread
 
-class worker_blocker {
- public:
-  worker_blocker(weft::pool& p, int n) : s_(std::make_shared<state>(n)) {
-    for (int i = 0; i < n; ++i) {
-      p.post([s = s_] {
-        s->started.count_down();
-        s->release.wait();
-      });
-    }
-    s_->started.wait();
-  }
-  ~worker_blocker() { release(); }
-  worker_blocker(const worker_blocker&) = delete;
-  worker_blocker& operator=(const worker_blocker&) = delete;
-  void release() {
-    if (!s_->released.exchange(true)) s_->release.count_down();
-  }
-
- private:
-  struct state {
-    explicit state(int n) : started(n) {}
-    std::latch started;
-    std::latch release{1};
-    std::atomic<bool> released{false};
-  };
-  std::shared_ptr<state> s_;
-};
+using weft_test::worker_blocker;
 
 weft::task_options token_of(std::stop_token t) {
   weft::task_options o;
