@@ -92,32 +92,6 @@ bool pool_impl::inject(task* t) {
   return true;
 }
 
-void pool_impl::reinject(task* t) noexcept {
-  // Handed back by an isolated waiter: the workers that may run it are those outside every
-  // wait and those whose current isolation contains its group. Wake the latter by name if
-  // parked, and an idle one; never an arbitrary waiter, which would hand it back again
-  // (with several waiters that ping-pong would never end).
-  const group_context* scope = t->scope;  // read before the enqueue hands t to a thief
-  std::uint64_t targets = 0;
-  if (scope != nullptr) {
-    for (unsigned i = 0; i < workers_.size() && i < 64; ++i) {
-      const group_context* iso = workers_[i]->published_isolation();
-      if (iso == nullptr) continue;
-      for (const group_context* c = scope; c != nullptr; c = c->parent) {  // compares iso, never reads it
-        if (c == iso) targets |= std::uint64_t{1} << i;
-      }
-    }
-  }
-  if (injector_.enqueue(t)) {
-    for (unsigned i = 0; targets != 0; ++i, targets >>= 1) {
-      if ((targets & 1) != 0) sleep_.wake_worker(i);
-    }
-    sleep_.notify_idle_work();
-  } else {
-    run_task(*this, t);  // out of memory: running it out of isolation beats losing it
-  }
-}
-
 void pool_impl::close_gate() noexcept {
   gate_.fetch_or(kClosedBit, std::memory_order_seq_cst);  // seq_cst: S1, pairs with inject
   // acquire: pairs with the release decrements in inject, so their enqueues are visible.
@@ -262,14 +236,6 @@ void pool_impl::log(std::string_view line) const noexcept {
   std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
 }
 
-void pool_impl::log_once_relaxed_isolation() noexcept {
-  // relaxed: a once-flag for a log line; the exchange alone decides who logs.
-  if (!relaxed_logged_.exchange(true, std::memory_order_relaxed)) {
-    log("weft: every worker is blocked waiting on a task_group while queued work none of them may run (isolation) "
-        "is pending; running it anyway so the pool does not hang (see weft/task_group.hpp)");
-  }
-}
-
 void pool_impl::report_exception(std::exception_ptr e) noexcept {
   try {
     if (options_.on_task_exception) {
@@ -288,28 +254,6 @@ void pool_impl::count_external(task_result r) noexcept {
   // relaxed: counters.
   (r == task_result::ok ? ext_completed_ : r == task_result::failed ? ext_failed_ : ext_cancelled_)
       .fetch_add(1, std::memory_order_relaxed);
-}
-
-std::uint64_t pool_impl::tasks_finished() const noexcept {
-  // relaxed: counters; the escape hatch compares two readings taken well apart (worker.cpp).
-  std::uint64_t n = ext_completed_.load(std::memory_order_relaxed) + ext_failed_.load(std::memory_order_relaxed) +
-                    ext_cancelled_.load(std::memory_order_relaxed);
-  for (const auto& w : workers_) {
-    const auto c = w->read_counters();
-    n += c.completed + c.failed + c.cancelled;
-  }
-  return n;
-}
-
-bool pool_impl::stall_persists() noexcept {
-  const std::uint64_t now = tasks_finished();
-  // relaxed both: only a worker that confirmed a stall calls this (the others are parked),
-  // and a stale value costs one more recheck round, never a wrong hatch.
-  if (stall_mark_.exchange(now, std::memory_order_relaxed) != now) {
-    stall_rounds_.store(0, std::memory_order_relaxed);
-    return false;
-  }
-  return stall_rounds_.fetch_add(1, std::memory_order_relaxed) + 1 >= kStallRounds;
 }
 
 metrics pool_impl::snapshot() const noexcept {

@@ -7,7 +7,7 @@
 //   S2 close() then sets `closing_` and wakes every worker (sleep.wake_all(false)).
 //   S3 Workers keep running and stealing as usual: tasks spawned by running tasks are part
 //      of the drain. The worker whose park makes every worker idle, with no worker blocked
-//      inside a wait and no external thread helping (external_helpers), re-checks every queue; if all are empty while closing_, nothing can
+//      inside a wait, re-checks every queue; if all are empty while closing_, nothing can
 //      ever add work again (S1, and no task runs), so it terminates the pool
 //      (sleep.wake_all(true)) and every worker exits its loop, counting itself out of
 //      `live_` (close(deadline) waits on that count).
@@ -60,10 +60,6 @@ class pool_impl {
 
   // External submission (S1). False when closed; the task is then not queued.
   bool inject(task* t);
-  // A task a worker may not run (isolation) goes back to the injection queue, bypassing the
-  // gate: it was accepted long ago. Runs it in place if the queue cannot allocate.
-  void reinject(task* t) noexcept;
-
   void close();
   bool close_until(std::chrono::steady_clock::time_point deadline);
   void stop_now();
@@ -97,31 +93,10 @@ class pool_impl {
 
   void report_exception(std::exception_ptr e) noexcept;
   void log(std::string_view line) const noexcept;
-  void log_once_relaxed_isolation() noexcept;
 
   void count_rejected() noexcept { rejected_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: a counter
-  // External threads helping with a group's tasks right now (wait.cpp). A helper holds a
-  // task between dequeuing it and running or handing it back (reinject), in no queue:
-  //   - S3: the terminating check reads this count *before* the queues, both seq_cst; a
-  //     helper enqueues before it leaves (seq_cst decrement), so a check that reads zero
-  //     after a helper left also sees what it handed back; one that reads non-zero does not
-  //     terminate, and the last helper to leave a closing pool calls notify_work, whose
-  //     worker re-runs the check when it parks.
-  //   - The escape hatch reads it after its confirmation sleep: a helper that starts right
-  //     after that read costs an unneeded hatch (logged), never a hang.
-  void external_helpers_enter() noexcept { external_helpers_.fetch_add(1, std::memory_order_seq_cst); }
-  void external_helpers_leave() noexcept {
-    if (external_helpers_.fetch_sub(1, std::memory_order_seq_cst) == 1 && closing()) sleep_.notify_work();
-  }
-  unsigned external_helpers() const noexcept { return external_helpers_.load(std::memory_order_seq_cst); }
+  // Counts a task completed by a thread that is not a worker (the stopping thread's drain).
   void count_external(task_result r) noexcept;
-  // Tasks run or cancelled so far, by anyone (for the escape hatch).
-  std::uint64_t tasks_finished() const noexcept;
-  // The escape hatch's second confirmation: true when no task finished over the last
-  // kStallRounds confirmed stalls (each followed by a recheck round that woke every waiter
-  // to search its subtree again).
-  static constexpr int kStallRounds = 2;
-  bool stall_persists() noexcept;
   void worker_exited() noexcept;
   metrics snapshot() const noexcept;
 
@@ -155,12 +130,8 @@ class pool_impl {
   std::atomic<bool> closing_{false};
   std::atomic<bool> cancelling_{false};
   std::atomic<std::uint32_t> live_{0};  // workers that have not exited; futex word for close_until
-  std::atomic<bool> relaxed_logged_{false};
-  // Tasks completed by non-worker threads helping a wait, and rejections.
+  // Tasks completed by non-worker threads (the stopping thread's drain), and rejections.
   std::atomic<std::uint64_t> ext_completed_{0}, ext_failed_{0}, ext_cancelled_{0}, rejected_{0};
-  std::atomic<unsigned> external_helpers_{0};
-  std::atomic<std::uint64_t> stall_mark_{~std::uint64_t{0}};
-  std::atomic<int> stall_rounds_{0};
   std::mutex timer_mu_;
   std::unique_ptr<timer_service> timer_;  // guarded by timer_mu_ until created
   std::mutex close_mu_;
@@ -170,7 +141,7 @@ class pool_impl {
 
 // Runs (or cancels, when the pool is stopping) one task on the calling thread, with its
 // group as the thread's current scope, routing an escaped exception to the pool; frees the
-// block. Used by workers and by non-worker threads helping a wait.
+// block. Used by workers and by the stopping thread's drain (S6).
 task_result run_task(pool_impl& pool, task* t) noexcept;
 
 // Validates options (after applying the environment when asked) and resolves the worker

@@ -29,10 +29,14 @@
 //      between T3 and T4 is not lost.
 //   A worker that parks without having searched (the half limit) does so only while other
 //   workers search; they are covered by T2/T3.
-// Local spawns use notify_work_relaxed: a relaxed read of the state without the fence.
-// That may miss a worker that is parking at that instant, which costs parallelism, never
-// progress: the spawner itself runs everything in its own deque before it parks. (Like
-// oneTBB: "TBB allows parallelism, but never promises parallelism".)
+// Local spawns use notify_work too, fence included. An earlier version skipped the fence
+// for spawns, arguing that the spawner drains its own deque before it parks; that is false
+// when the spawning task then blocks outside weft (a latch, a condition variable, MPI): the
+// child sat in the deque of a blocked worker while the other workers slept (issue 8,
+// defect 2; tests/unit/hostile_wait_test.cpp and the model check spawn_then_block).
+// A worker blocked inside a weft wait that cannot take new work (an isolated wait, see
+// runtime/isolation.hpp) does not park here at all: it counts as unparked (busy, like a
+// worker running a long task) and sleeps on the awaited object.
 //
 // Shutdown: once the pool is closing, the worker whose begin_park makes `unparked` zero
 // (with no worker parked inside a wait) re-checks every queue; if all are empty no task can
@@ -110,24 +114,6 @@ class sleep_protocol {
     wake_one_searcher();
   }
 
-  // For work that only a worker outside every isolated wait may run (a task an isolated
-  // waiter handed back, see pool_impl::reinject): T1, but it wakes a worker parked idle or
-  // inside a wait that runs anything (a future's), never one parked inside an isolated wait
-  // (isolation would keep it from the task; waking it only makes it hand the task back). Work nobody idle takes waits for a worker to come out of
-  // its wait, or for the escape hatch.
-  void notify_idle_work() {
-    // seq_cst: as in notify_work.
-    Platform::fence(Platform::seq_cst);
-    // relaxed: ordered by the fence above.
-    if (should_wake(idle_word(state_.load(Platform::relaxed)))) wake_one_searcher(/*idle_only=*/true);
-  }
-
-  // T1, weakened for spawns from a worker (see the header comment).
-  void notify_work_relaxed() {
-    // relaxed: deliberately no fence; a stale answer only delays parallelism.
-    if (should_wake(idle_word(state_.load(Platform::relaxed)))) wake_one_searcher();
-  }
-
   // A worker wants to search. False when about half the workers already do.
   bool try_begin_search() {
     // relaxed: the limit is a heuristic; the RMW below is what counts.
@@ -152,12 +138,11 @@ class sleep_protocol {
   struct park_ticket {
     bool last_searcher;        // caller must re-check all queues and notify_work on finding work
     bool last_awake;           // nobody else unparked and nobody parked inside a wait
-    bool all_blocked_in_wait;  // every worker is now parked inside a wait (the caller too)
   };
 
-  // T3: enlist worker w as parked. in_wait: the worker is blocked inside a task.
-  // isolated: that wait runs only its group's subtree (see notify_idle_work).
-  park_ticket begin_park(unsigned w, bool was_searching, bool in_wait, bool isolated = false) {
+  // T3: enlist worker w as parked. in_wait: the worker is blocked inside a task (a wait
+  // that helps: woken for new work, it runs it, see wait.cpp).
+  park_ticket begin_park(unsigned w, bool was_searching, bool in_wait) {
     std::lock_guard lock(mu_);
     const std::uint64_t dec = idle_word::one_unparked + (was_searching ? idle_word::one_searching : 0);
     // seq_cst: pairs with the fence in notify_work (T1).
@@ -165,21 +150,13 @@ class sleep_protocol {
     sleepers_.push_back(w);
     asleep_[w] = 1;
     as_searcher_[w] = 0;
-    in_wait_[w] = in_wait ? (isolated ? kIsolatedWait : kWait) : kIdle;
+    in_wait_[w] = in_wait ? kWait : kIdle;
     waiting_ += in_wait ? 1 : 0;
-    return {was_searching && prev.searching() == 1, prev.unparked() == 1 && waiting_ == 0,
-            prev.unparked() == 1 && waiting_ == workers_};
+    return {was_searching && prev.searching() == 1, prev.unparked() == 1 && waiting_ == 0};
   }
 
   // T4: block until woken.
   void park(unsigned w) { parkers_[w].park(); }
-
-  // Whether every worker is parked inside a wait right now (the escape hatch's
-  // confirmation, worker.cpp).
-  bool all_blocked_in_wait() {
-    std::lock_guard lock(mu_);
-    return waiting_ == workers_;
-  }
 
   // After park returns: whether the waker counted w as a searcher (wake_one_searcher), in
   // which case w must search and later call end_search or begin_park(was_searching=true).
@@ -240,7 +217,7 @@ class sleep_protocol {
  private:
   bool should_wake(idle_word s) const noexcept { return s.searching() == 0 && s.unparked() < workers_; }
 
-  void wake_one_searcher(bool idle_only = false) {
+  void wake_one_searcher() {
     unsigned w;
     {
       std::lock_guard lock(mu_);
@@ -249,10 +226,6 @@ class sleep_protocol {
       // Prefer a worker parked idle over one parked inside a wait: the latter only runs
       // other work until its own wait completes.
       auto it = std::find_if(sleepers_.rbegin(), sleepers_.rend(), [&](unsigned s) { return in_wait_[s] == kIdle; });
-      if (it == sleepers_.rend() && idle_only) {
-        it = std::find_if(sleepers_.rbegin(), sleepers_.rend(), [&](unsigned s) { return in_wait_[s] == kWait; });
-        if (it == sleepers_.rend()) return;
-      }
       w = it != sleepers_.rend() ? *it : sleepers_.back();
       unlist(w);
       as_searcher_[w] = 1;
@@ -277,8 +250,8 @@ class sleep_protocol {
   typename Platform::mutex mu_;
   std::vector<unsigned> sleepers_;  // guarded by mu_
   std::vector<char> asleep_;        // guarded by mu_
-  static constexpr char kIdle = 0, kWait = 1, kIsolatedWait = 2;
-  std::vector<char> in_wait_;       // guarded by mu_: kIdle, kWait or kIsolatedWait
+  static constexpr char kIdle = 0, kWait = 1;
+  std::vector<char> in_wait_;       // guarded by mu_: kIdle or kWait
   std::vector<char> as_searcher_;   // written under mu_ while w is enlisted; see woke_as_searcher
   unsigned waiting_ = 0;            // guarded by mu_: parked workers that are inside a wait
 };

@@ -9,7 +9,7 @@
 namespace weft {
 namespace detail {
 
-std::atomic<std::uint64_t> group_cancel_epoch{0};
+std::atomic<std::uint64_t> cancelled_groups{0};
 
 // A group's stop source, linked to its parent group's token and to the pool's token.
 struct stop_link {
@@ -45,12 +45,19 @@ std::stop_token group_context::token() const {
 
 void group_context::cancel() noexcept {
   // seq_cst: release for the acquire loads in cancelled_in_chain; and the first half of
-  // the Dekker pair with token() (see there).
-  cancelled.store(true, std::memory_order_seq_cst);
-  // relaxed: an epoch only ever goes up; see cancelled_in_chain for why relaxed suffices.
-  group_cancel_epoch.fetch_add(1, std::memory_order_relaxed);
+  // the Dekker pair with token() (see there). The exchange decides who counts the group.
+  if (!cancelled.exchange(true, std::memory_order_seq_cst)) {
+    // relaxed: see cancelled_in_chain for why a relaxed count suffices.
+    cancelled_groups.fetch_add(1, std::memory_order_relaxed);
+  }
   // seq_cst: the second half of the Dekker pair with token(); acquires the built link.
   if (stop_link* l = link.load(std::memory_order_seq_cst)) l->source.request_stop();
+}
+
+void group_context::reset_cancelled() noexcept {
+  // relaxed both: no child runs and no other thread uses the group (the caller's wait
+  // acquired every child's completion).
+  if (cancelled.exchange(false, std::memory_order_relaxed)) cancelled_groups.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void group_context::destroy_link_slow() noexcept {
@@ -62,20 +69,21 @@ void group_context::destroy_link_slow() noexcept {
 
 task_group::~task_group() {
   // Children reference *this: wait for them whatever happens.
-  if (!idle()) detail::wait_until(&pending_, &done, this, std::chrono::steady_clock::time_point::max(), &ctx_);
+  if (!idle()) detail::wait_until(&pending_, &done, this);
   // relaxed: every child has finished; idle() acquired their effects.
   if (has_error_.load(std::memory_order_relaxed)) ctx_.owner->report_unobserved(std::move(error_));
+  ctx_.reset_cancelled();
   ctx_.destroy_link();
 }
 
 group_status task_group::wait() {
-  if (!idle()) detail::wait_until(&pending_, &done, this, std::chrono::steady_clock::time_point::max(), &ctx_);
+  if (!idle()) detail::wait_until(&pending_, &done, this);
   // relaxed: idle() (acquire on pending_) already ordered every child's writes, error_ and
   // this flag included, before us.
   const bool cancelled = ctx_.cancelled_in_chain();
   if (ctx_.cancelled.load(std::memory_order_relaxed)) {  // relaxed: no child runs now
     // Reset for reuse: the flag, and the stop source (a fired source cannot be re-armed).
-    ctx_.cancelled.store(false, std::memory_order_relaxed);
+    ctx_.reset_cancelled();
     ctx_.destroy_link();
   }
   if (has_error_.load(std::memory_order_relaxed)) {

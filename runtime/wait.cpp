@@ -14,6 +14,21 @@
 // Node lifetime: a node is delisted by its own waiter under the bucket lock, and notifiers
 // touch nodes only under that lock, so a waiter that returns never leaves a node behind
 // that a notifier is still using.
+//
+// Who waits how (the helping rule, issue 8):
+//   - A worker runs other tasks while it waits: any task of its pool (own deque, injection
+//     queue, stealing), as oneTBB's waits do. When it finds none it parks in the pool's sleep
+//     protocol *as a worker inside a wait*: still available to be woken for new work, and
+//     woken by the awaited object's completion (its node names the worker).
+//   - Helping is bounded by stack use, not by a count: a task started with less than the
+//     reserve of stack left runs on a fresh stack segment (runtime/stack.hpp), so no nesting
+//     a program can build overflows the stack.
+//   - Inside weft::isolated (runtime/isolation.cpp) a worker's waits run only tasks of its
+//     own deque above the region's floor, which the region spawned; when there are none it
+//     blocks on the awaited object like a thread outside the pool, counted as busy by the
+//     sleep protocol (it cannot take new work, so waking it for work would be a lost wake).
+//   - A thread outside the pool never runs tasks: it sleeps on the awaited object and is
+//     woken by its completion (no naps, no rescans, nothing moved between queues).
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -23,8 +38,8 @@
 #include "fork.hpp"
 #include "futex.hpp"
 #include "pool_impl.hpp"
+#include "stack.hpp"
 #include "weft/detail/wait.hpp"
-#include "weft/task_group.hpp"
 #include "worker.hpp"
 
 namespace weft::detail {
@@ -33,13 +48,15 @@ std::atomic<std::uint32_t> enlisted_waiters{0};
 
 namespace {
 
+using time_point = std::chrono::steady_clock::time_point;
+
 struct wait_node {
   const void* key = nullptr;
   wait_node* prev = nullptr;
   wait_node* next = nullptr;
-  sleep_protocol<std_platform>* sleep = nullptr;  // set for a worker waiter
+  sleep_protocol<std_platform>* sleep = nullptr;  // set for a worker parked in its pool's protocol
   unsigned worker = 0;
-  std::atomic<std::uint32_t> epoch{0};  // bumped per wake, for an external waiter's futex
+  std::atomic<std::uint32_t> epoch{0};  // bumped per wake, for a thread blocked on its futex
 };
 
 struct alignas(destructive_interference) bucket {
@@ -102,163 +119,92 @@ class enlisted {
   wait_node& n_;
 };
 
-class helping_scope {
- public:
-  explicit helping_scope(pool_impl* pool) noexcept : pool_(pool) {
-    if (pool_ != nullptr) pool_->external_helpers_enter();
-  }
-  ~helping_scope() {
-    if (pool_ != nullptr) pool_->external_helpers_leave();
-  }
-  helping_scope(const helping_scope&) = delete;
-  helping_scope& operator=(const helping_scope&) = delete;
-
- private:
-  pool_impl* pool_;
-};
-
-// A non-worker thread waiting on a group helps: it runs tasks of the group's subtree it
-// finds in the injection queue or in the workers' deques (others go back to the queue).
-task* find_for_external(pool_impl& pool, const group_context& group) noexcept {
-  task* t = nullptr;
-  for (std::size_t n = pool.injector().size_approx(); n > 0 && pool.injector().try_dequeue(t); --n) {
-    if (group.contains(t->scope)) return t;
-    pool.reinject(t);
-  }
-  for (unsigned i = 0; i < pool.size(); ++i) {
-    steal_result r;
-    while ((r = pool.worker_at(i).steal(t)) != steal_result::empty) {
-      if (r != steal_result::success) continue;
-      if (group.contains(t->scope)) return t;
-      pool.reinject(t);
-    }
-  }
-  return nullptr;
-}
-
-bool wait_external(const void* key, wait_pred pred, const void* ctx, std::chrono::steady_clock::time_point deadline,
-                   const group_context* isolate) {
-  pool_impl* pool = isolate != nullptr ? &impl_of(*isolate->owner) : nullptr;
-  {
-    // While this thread helps, the pool's workers may all be parked inside waits that the
-    // tasks it runs will complete: the escape hatch must not mistake that for a stall.
-    helping_scope helping(pool);
-    for (int i = 0; i < 64; ++i) {  // a short spin before the kernel, helping if we can
-      if (pred(ctx)) return true;
-      if (pool != nullptr) {
-        if (task* t = find_for_external(*pool, *isolate)) {
-          pool->count_external(run_task(*pool, t));
-          i = 0;
-        }
-      }
-    }
+// Sleeps on the node's futex until pred holds or the deadline passes. Any thread.
+bool block_until(const void* key, wait_pred pred, const void* ctx, time_point deadline) {
+  for (int i = 0; i < 64; ++i) {  // a few µs: the awaited task is often about to finish
+    if (pred(ctx)) return true;
+    cpu_relax();
   }
   wait_node n;
   enlisted e(key, n);
-  // Waiting on a group, sleep in short naps and look for the group's tasks after each: a
-  // task of the subtree handed back to the injection queue by an isolated worker (which
-  // may not run it) has nobody else to run it while every worker is inside such a wait, and
-  // a hand-back wakes workers, never this thread. The naps grow to 1 ms: a blocked external
-  // waiter costs about a thousand short wake-ups a second, and never waits for the escape
-  // hatch (which needs a stall of several ms).
-  auto nap = std::chrono::microseconds(50);
   for (;;) {
-    // acquire: pairs with the release fetch_add in notify_address.
+    // acquire: pairs with the release fetch_add in notify_address_slow.
     const std::uint32_t seen = n.epoch.load(std::memory_order_acquire);
     if (pred(ctx)) return true;
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return false;
-    if (pool == nullptr) {
-      futex_wait(n.epoch, seen, deadline);
-      continue;
-    }
-    {
-      helping_scope helping(pool);
-      if (task* t = find_for_external(*pool, *isolate)) {
-        pool->count_external(run_task(*pool, t));
-        nap = std::chrono::microseconds(50);
-        continue;
-      }
-    }
-    futex_wait(n.epoch, seen, std::min(deadline, now + nap));
-    nap = std::min<std::chrono::microseconds>(nap * 2, std::chrono::milliseconds(1));
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    futex_wait(n.epoch, seen, deadline);
   }
 }
 
-// The slow half of a worker's wait: nothing to run right now. Spins a little (the awaited
-// children usually finish soon), then parks, still available to be woken for new work.
-// Returns false if the deadline passed, true to go on looking for work.
-[[gnu::noinline]] bool wait_on_worker_idle(worker& w, const void* key, wait_pred pred, const void* ctx,
-                                           std::chrono::steady_clock::time_point deadline,
-                                           const group_context* isolate, std::int64_t floor) {
-  const unsigned spin_rounds = w.owner_pool().options().spin_rounds;
-  for (unsigned r = 0; r < spin_rounds; ++r) {
-    for (unsigned i = 0, n = 1u << std::min(r, 6u); i < n; ++i) cpu_relax();
-    if (pred(ctx)) return true;
-    if (task* t = isolate != nullptr ? w.find_isolated(*isolate, floor) : w.find_work()) {
-      w.execute(t);
-      return true;
-    }
+// Runs a task this waiting worker took, on a fresh stack segment when its stack is low.
+// False: no segment could be mapped; the task went back to the deque, unrun.
+bool run_nested(worker& w, task* t) noexcept {
+  if (!stack_low()) {
+    w.execute(t);
+    return true;
   }
-  if (std::chrono::steady_clock::now() >= deadline) return false;
-  wait_node n;
-  n.sleep = &w.owner_pool().sleep();
-  n.worker = w.index();
-  worker::park_result r;
-  {
-    enlisted e(key, n);
-    r = w.park(pred, ctx, deadline);
+  struct frame {
+    worker* w;
+    task* t;
+  } f{&w, t};
+  if (run_on_fresh_stack([](void* p) { static_cast<frame*>(p)->w->execute(static_cast<frame*>(p)->t); }, &f)) {
+    return true;
   }
-  if (r == worker::park_result::relax) {
-    // Escape hatch (task_group.hpp): every worker has been parked inside a wait for a while
-    // and queued work is left. Work of our own subtree first (it may have arrived since);
-    // only then, and logged, unrelated work.
-    if (pred(ctx)) return true;
-    task* t = isolate != nullptr ? w.find_isolated(*isolate, floor) : nullptr;
-    if (t == nullptr && (t = w.find_work()) != nullptr) w.owner_pool().log_once_relaxed_isolation();
-    if (t != nullptr) w.execute(t);
-  }
-  return true;
+  w.requeue(t);
+  return false;
 }
 
-// Sets the thread's isolation for the length of one wait and restores the enclosing one.
-class isolation_scope {
- public:
-  isolation_scope(worker& w, worker::isolation next) noexcept : w_(w), prev_(w.exchange_isolation(next)) {}
-  ~isolation_scope() { w_.exchange_isolation(prev_); }
-  isolation_scope(const isolation_scope&) = delete;
-  isolation_scope& operator=(const isolation_scope&) = delete;
+// No room to run anything (the OS refused a stack segment): let other workers take the
+// work and check again in a while.
+bool back_off(const void* key, wait_pred pred, const void* ctx, time_point deadline) {
+  const auto retry = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+  return block_until(key, pred, ctx, std::min(deadline, retry)) || std::chrono::steady_clock::now() >= deadline;
+}
 
- private:
-  worker& w_;
-  worker::isolation prev_;
-};
-
-bool wait_on_worker(worker& w, const void* key, wait_pred pred, const void* ctx,
-                    std::chrono::steady_clock::time_point deadline, const group_context* isolate) {
-  // Own-deque floor: where the group was created if it was created here, else the wait
-  // point. A wait without a group (a future's) is not isolated, even inside a group wait:
-  // it runs any task of the pool (see task_group.hpp).
-  const std::int64_t floor = isolate == nullptr ? 0 : isolate->creator == &w ? isolate->mark : w.mark();
-  isolation_scope scope(w, {isolate, floor});
+// Inside weft::isolated: only the region's own tasks, above the floor of this deque.
+bool wait_isolated(worker& w, std::int64_t floor, const void* key, wait_pred pred, const void* ctx,
+                   time_point deadline) {
   for (;;) {
     if (pred(ctx)) return true;
-    if (task* t = isolate != nullptr ? w.find_isolated(*isolate, floor) : w.find_work()) {
-      w.execute(t);
-    } else if (!wait_on_worker_idle(w, key, pred, ctx, deadline, isolate, floor)) {
-      return pred(ctx);
+    task* t = nullptr;
+    if (w.pop_above(floor, t)) {
+      if (!run_nested(w, t) && back_off(key, pred, ctx, deadline)) return pred(ctx);
+      continue;
     }
+    // Nothing of the region is left here, and nothing can appear (only this thread pushes
+    // above the floor). What lies below belongs to the code around the region: make sure
+    // somebody is awake to take it, then sleep until the awaited object completes.
+    if (w.queued() > 0) w.owner_pool().sleep().notify_work();
+    return block_until(key, pred, ctx, deadline);
   }
+}
+
+bool wait_on_worker(worker& w, const void* key, wait_pred pred, const void* ctx, time_point deadline) {
+  if (const std::int64_t floor = w.isolation_floor(); floor >= 0) {
+    return wait_isolated(w, floor, key, pred, ctx, deadline);
+  }
+  for (;;) {
+    if (pred(ctx)) break;
+    if (task* t = w.find_work(pred, ctx)) {
+      if (!run_nested(w, t) && back_off(key, pred, ctx, deadline)) break;
+      continue;
+    }
+    if (pred(ctx) || std::chrono::steady_clock::now() >= deadline) break;
+    wait_node n;
+    n.sleep = &w.owner_pool().sleep();
+    n.worker = w.index();
+    enlisted e(key, n);
+    if (w.park(pred, ctx, deadline) == worker::park_result::terminating) break;  // cannot happen inside a task
+  }
+  w.leave_search();
+  return pred(ctx);
 }
 
 }  // namespace
 
-bool wait_until(const void* key, wait_pred pred, const void* ctx, std::chrono::steady_clock::time_point deadline,
-                const group_context* isolate) {
-  // A worker waiting on a group of another pool stays isolated too: none of its own pool's
-  // tasks belongs to that group, so it runs none of them and sleeps until the group is done.
-  if (worker* w = tls_worker) return wait_on_worker(*w, key, pred, ctx, deadline, isolate);
-  return wait_external(key, pred, ctx, deadline, isolate);
+bool wait_until(const void* key, wait_pred pred, const void* ctx, time_point deadline) {
+  if (worker* w = tls_worker) return wait_on_worker(*w, key, pred, ctx, deadline);
+  return block_until(key, pred, ctx, deadline);
 }
 
 void notify_address_slow(const void* key) noexcept {
@@ -271,7 +217,7 @@ void notify_address_slow(const void* key) noexcept {
     if (n->sleep != nullptr) {
       n->sleep->wake_worker(n->worker);
     } else {
-      // release: pairs with the acquire load of epoch in wait_external.
+      // release: pairs with the acquire load of epoch in block_until.
       n->epoch.fetch_add(1, std::memory_order_release);
       futex_wake(n->epoch, 1);
     }

@@ -38,15 +38,7 @@ constinit thread_local worker* tls_worker = nullptr;
 worker* current_worker() noexcept { return tls_worker; }
 const group_context* current_scope() noexcept { return tls_scope; }
 
-void enter_scope(group_context& g) noexcept {
-  g.parent = tls_scope;
-  // The mark is about this thread's own deque, whatever pool the group belongs to: a wait
-  // on this group from this same worker uses it as its floor (wait.cpp).
-  if (worker* w = tls_worker) {
-    g.creator = w;
-    g.mark = w->mark();
-  }
-}
+void enter_scope(group_context& g) noexcept { g.parent = tls_scope; }
 
 std::uint64_t now_ns() noexcept {
   return static_cast<std::uint64_t>(
@@ -113,7 +105,7 @@ void worker::run() noexcept {
 
 void worker::abandon() noexcept {
   task* t = nullptr;
-  while (owner_.pop(t)) discard_task(t);
+  while (pop(t)) discard_task(t);
   // Reachable forever (no leak report), never joined, never destroyed.
   static auto* abandoned = new std::vector<std::thread>;
   try {
@@ -124,41 +116,67 @@ void worker::abandon() noexcept {
 }
 
 void worker::spawn(task* t) {
-  owner_.push(t);
-  pool_.sleep().notify_work_relaxed();
+  t->isolation = isolation_.tag;  // a task spawned inside a region belongs to it
+  push(t);
+  // The full T1, fence included (sleep.hpp: a spawner may block outside weft next).
+  pool_.sleep().notify_work();
 }
 
 void worker::push_or_run(task* t) noexcept {
   try {
-    owner_.push(t);
+    push(t);
   } catch (...) {  // the deque could not grow: run it here instead of losing it
     execute(t);
   }
 }
 
-task* worker::find_work() noexcept {
+void worker::requeue(task* t) noexcept {
+  push_or_run(t);
+  pool_.sleep().notify_work();
+}
+
+bool worker::injector_poll_due() noexcept {
+  if (++tick_ < kInjectorInterval) return false;
+  tick_ = 0;
+  // Tasks of the last injector batch may still be in the deque (between its top and our
+  // bottom): they are older than anything in the injection queue, so polling now would
+  // start a newer external task before them. They are external work themselves, so
+  // fairness to the injection queue is kept by running them first.
+  return !(owner_.mark() > batch_lo_ && owner_.top_index() < batch_hi_);
+}
+
+task* worker::find_work(bool (*ready)(const void*) noexcept, const void* ctx) noexcept {
   task* t = nullptr;
-  if (++tick_ == kInjectorInterval) {
-    tick_ = 0;
-    t = from_injector();
-  }
-  if (t == nullptr && !owner_.pop(t)) t = from_injector();
-  if (t == nullptr) t = search();
+  if (injector_poll_due()) t = from_injector();
+  if (t == nullptr && !pop(t)) t = from_injector();
+  if (t == nullptr) t = search(ready, ctx);
   return stop_searching(t);
 }
 
-task* worker::search() noexcept {
+task* worker::search(bool (*ready)(const void*) noexcept, const void* ctx) noexcept {
   sleep_protocol<std_platform>& sleep = pool_.sleep();
   if (!searching_) {
     if (!sleep.try_begin_search()) return nullptr;
     searching_ = true;
   }
   const unsigned rounds = pool_.options().spin_rounds;
+  const auto until = std::chrono::steady_clock::now() + kSearchBudget;
   for (unsigned r = 0;; ++r) {
     if (task* t = steal_sweep()) return t;
     if (task* t = from_injector()) return t;
-    if (r >= rounds || sleep.terminating()) return nullptr;  // still searching: park() takes us out
+    if (r >= rounds || sleep.terminating()) break;
+    if ((r & 7) == 7 && std::chrono::steady_clock::now() >= until) break;
+    if (ready != nullptr && ready(ctx)) break;
     for (unsigned i = 0, n = 1u << std::min(r, 6u); i < n; ++i) cpu_relax();
+  }
+  // Nothing found: still a searcher. park() (begin_park, T3) or leave_search (T2) ends it.
+  return nullptr;
+}
+
+void worker::leave_search() noexcept {
+  if (searching_) {
+    searching_ = false;
+    pool_.sleep().end_search([this] { return pool_.any_work(); });
   }
 }
 
@@ -167,8 +185,10 @@ task* worker::from_injector() noexcept {
   const std::size_t n = pool_.injector().try_dequeue_bulk(consumer_, batch, kInjectorBatch);
   if (n == 0) return nullptr;
   // Keep FIFO order for the owner: push the later ones so that pop returns batch[1] next.
+  batch_lo_ = owner_.mark();
   for (std::size_t i = n - 1; i >= 1; --i) push_or_run(batch[i]);
-  if (n > 1) pool_.sleep().notify_work_relaxed();
+  batch_hi_ = owner_.mark();
+  if (n > 1) pool_.sleep().notify_work();
   return batch[0];
 }
 
@@ -181,7 +201,7 @@ task* worker::steal_sweep() noexcept {
       for (std::size_t i = 0; i < n; ++i) {
         worker& v = pool_.worker_at(bucket[(start + i) % n]);
         task* t = nullptr;
-        switch (v.steal(t)) {
+        switch (v.steal(t)) {  // untagged by worker::steal
           case steal_result::success:
             bump(steals_);
             steal_more(v, t);
@@ -201,24 +221,24 @@ task* worker::steal_sweep() noexcept {
 
 void worker::steal_more(worker& victim, const task* first) noexcept {
   // Only siblings of the first: tasks of the same group (a spawner's flat fan-out), or
-  // plain submissions (no group). The tasks under a fork-join spine belong each to a
-  // different enclosing group; moved here, they would sit under our work where the victim,
-  // waiting isolated on an inner group, steals them back only to hand them to the
-  // injection queue. The first non-sibling taken stops the batch (it cannot be put back).
+  // plain submissions (no group). A fork-join spine has one task per enclosing group; its
+  // top is the biggest subtree, and taking more than that one only moves work the victim
+  // will want back. The first non-sibling taken stops the batch (it cannot be put back).
+  // Never a task of an isolated region, checked before the claim (its slot's tag bit): moved
+  // here behind the unrelated task we run first, it could wait on a worker blocked in that
+  // task (on the lock the region's owner holds, say) while the region's waiter, which never
+  // steals, waits for it.
+  if (first->isolation != 0) return;
   const group_context* scope = first->scope;
   const std::int64_t extra = std::min(victim.queued() / 2, kStealBatch);
   for (std::int64_t i = 0; i < extra; ++i) {
     task* t = nullptr;
-    if (victim.steal(t) != steal_result::success) break;
+    if (victim.stealer_.steal_unless(t, &is_tagged) != steal_result::success) break;
     bump(steals_);
     const bool sibling = t->scope == scope;  // read before push_or_run hands t over
     push_or_run(t);
     if (!sibling) break;
   }
-}
-
-task* worker::find_isolated(const group_context& group, std::int64_t floor) noexcept {
-  return stop_searching(isolated_search(group, floor));
 }
 
 task* worker::stop_searching(task* t) noexcept {
@@ -231,39 +251,13 @@ task* worker::stop_searching(task* t) noexcept {
   return t;
 }
 
-task* worker::isolated_search(const group_context& group, std::int64_t floor) noexcept {
-  task* t = nullptr;
-  // Own deque, only above the group's creation point: the group's own children are there;
-  // what lies below belongs to the code around the wait and is left for thieves.
-  while (owner_.pop_above(floor, t)) {
-    if (group.contains(t->scope)) return t;
-    pool_.reinject(t);  // spawned by a child into the pool at large: runnable elsewhere
-  }
-  // Others' deques: a stolen task outside the subtree goes to the injection queue.
-  for (const auto& bucket : victims_) {
-    for (unsigned v : bucket) {
-      worker& victim = pool_.worker_at(v);
-      for (int tries = 0; tries < 4; ++tries) {
-        const steal_result r = victim.steal(t);
-        if (r == steal_result::empty) break;
-        if (r == steal_result::lost_race) continue;
-        bump(steals_);
-        if (group.contains(t->scope)) return t;
-        pool_.reinject(t);
-        break;  // this victim's oldest work is unrelated: do not drain it into the queue
-      }
-    }
-  }
-  // The injection queue (children run() from outside the pool, or reinjected ones).
-  auto& q = pool_.injector();
-  for (std::size_t n = std::min<std::size_t>(q.size_approx(), 16); n > 0 && q.try_dequeue(consumer_, t); --n) {
-    if (group.contains(t->scope)) return t;
-    pool_.reinject(t);
-  }
-  return nullptr;
-}
-
 void worker::execute(task* t) noexcept {
+  // A task of another region than the current one (a stolen region task, or one run by a
+  // non-isolated wait) puts this worker inside its region while it runs.
+  if (t->isolation != isolation_.tag) [[unlikely]] {
+    execute_in_region(t);
+    return;
+  }
   // relaxed: metrics only.
   running_.store(++depth_, std::memory_order_relaxed);
   const std::uint64_t stamp = t->stamp;
@@ -278,23 +272,32 @@ void worker::execute(task* t) noexcept {
   bump(r == task_result::ok ? completed_ : r == task_result::failed ? failed_ : cancelled_);
 }
 
+void worker::execute_in_region(task* t) noexcept {
+  // Inside a region the floor is where this task starts: everything pushed above it from
+  // here on is the region's (runtime/isolation.cpp, I1-I3).
+  const isolation outer = exchange_isolation({t->isolation, t->isolation != 0 ? mark() : -1});
+  execute(t);  // now t->isolation == isolation_.tag: the ordinary path
+  exchange_isolation(outer);
+}
+
 worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void* ctx,
                                  std::chrono::steady_clock::time_point deadline) {
   sleep_protocol<std_platform>& sleep = pool_.sleep();
   const bool in_wait = ready != nullptr;
   // A worker that blocks inside a wait may leave tasks in its deque below the wait: make
-  // sure somebody is awake to take them (the relaxed notify of spawn may have missed).
+  // sure somebody is awake to take them.
   if (in_wait && queued() > 0) sleep.notify_work();
-  const auto ticket = sleep.begin_park(index_, searching_, in_wait, isolation_.group != nullptr);
+  const auto ticket = sleep.begin_park(index_, searching_, in_wait);
   searching_ = false;
   // Termination decided before we enlisted (any close(): the last worker to park can
   // decide it while we are between our last search and begin_park): the wake_all that set
   // it could not see us, so do not sleep (sleep.hpp, Shutdown).
   if (sleep.terminating()) return park_result::terminating;
+  // T3's re-check. It may wake this very worker (the last parker is the newest sleeper):
+  // then the park below returns at once and the caller searches again, which is the point.
   if (ticket.last_searcher && pool_.any_work()) sleep.notify_work();
-  // S3 (pool_impl.hpp). The helpers first, then the queues: see external_helpers. While
-  // an external thread helps, park: its leaving wakes a worker to come back here.
-  if (ticket.last_awake && pool_.closing() && pool_.external_helpers() == 0) {
+  // S3 (pool_impl.hpp).
+  if (ticket.last_awake && pool_.closing()) {
     if (!pool_.any_work()) {
       sleep.wake_all(true);  // nothing can appear any more
       return park_result::terminating;
@@ -302,54 +305,12 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
     sleep.notify_work();
   }
   bump(parks_);
-  if (in_wait && ticket.all_blocked_in_wait && pool_.any_work() && !ready(ctx)) {
-    // Every worker is parked inside a wait and work is queued: maybe a stall that only the
-    // escape hatch of task_group.hpp resolves (isolation keeps every waiter from the queued
-    // work), maybe a transient that looks the same for a moment (a completion whose wake is
-    // on its way, an external thread running a child). A stall persists; a transient ends
-    // within microseconds. Confirm over a few short sleeps before taking the hatch.
-    return confirm_stall(ready, ctx, deadline);
-  }
   if (in_wait && ready(ctx)) {
     if (!sleep.cancel_park(index_)) sleep.park(index_);
   } else if (deadline != std::chrono::steady_clock::time_point::max()) {
     if (!sleep.park_until(index_, deadline) && !sleep.cancel_park(index_)) sleep.park(index_);
   } else {
     sleep.park(index_);
-  }
-  if (sleep.terminating()) return park_result::terminating;
-  searching_ = sleep.woke_as_searcher(index_);
-  return park_result::woken;
-}
-
-worker::park_result worker::confirm_stall(bool (*ready)(const void*) noexcept, const void* ctx,
-                                          std::chrono::steady_clock::time_point deadline) {
-  sleep_protocol<std_platform>& sleep = pool_.sleep();
-  constexpr int kConfirmations = 3;
-  int seen = 0;
-  auto pause = std::chrono::microseconds(200);
-  for (;;) {
-    const auto now = std::chrono::steady_clock::now();
-    if (sleep.park_until(index_, std::min(deadline, now + pause))) break;  // woken: no stall
-    // Timed out, still enlisted.
-    const bool stalled = sleep.all_blocked_in_wait() && pool_.external_helpers() == 0 && pool_.any_work();
-    if (ready(ctx) || std::chrono::steady_clock::now() >= deadline || !stalled || ++seen == kConfirmations) {
-      if (!sleep.cancel_park(index_)) {
-        sleep.park(index_);  // a waker took us meanwhile: consume its token
-        break;
-      }
-      // Unparked by ourselves. Anything but a stall we saw kConfirmations times in a row
-      // (about 1.4 ms) returns to the wait loop, which searches again and parks again
-      // (re-entering this check if it is the last to park).
-      if (!stalled || seen != kConfirmations) return park_result::woken;
-      // A lost wake-up looks like a stall too (the worker that may run a reinjected task
-      // parked just before it arrived): first wake every waiter to search its subtree
-      // again. Only a stall confirmed again with no task finished since takes the hatch.
-      if (pool_.stall_persists()) return park_result::relax;
-      sleep.wake_all(false);
-      return park_result::woken;
-    }
-    pause *= 2;
   }
   if (sleep.terminating()) return park_result::terminating;
   searching_ = sleep.woke_as_searcher(index_);

@@ -12,9 +12,18 @@
 //     drained by few round-trips instead of one per task.
 //   - A lost race (steal_result::lost_race) means work exists: the sweep is retried rather
 //     than counted as empty.
-//   - Isolated search (a worker waiting on a group): only tasks of the group's subtree are
-//     run; any other task it pops or steals is handed to the injection queue, so it stays
-//     runnable by every other worker and nothing is lost.
+//   - Searching is bounded in time as well as in sweeps (kSearchBudget): spin_rounds is an
+//     upper bound, never a promise to burn CPU (spin_rounds = 1'000'000 used to make a get()
+//     of a 10 ms task take 2 s).
+//   - Order: tasks from the injection queue come in batches of kInjectorBatch; the owner
+//     pushes a batch so that pop returns it oldest first, and skips the periodic injector
+//     poll while tasks of the last batch are still in its deque, so one outside thread's
+//     tasks start in submission order when one worker serves them (pool.hpp, "Order").
+//   - Isolation (weft::isolated, runtime/isolation.cpp): a task spawned inside an isolated
+//     region carries the region's tag, in the task and as the low bit of its deque slot
+//     (task blocks are 16-byte aligned), so that a steal batch can stop *before* claiming a
+//     region task (steal_unless) and never parks one behind unrelated work in a thief's
+//     deque. A worker running a tagged task is inside that region for its duration.
 #pragma once
 
 #include <atomic>
@@ -35,13 +44,14 @@
 namespace weft::detail {
 
 class pool_impl;
-struct group_context;
 
 class worker {
  public:
   static constexpr unsigned kInjectorInterval = 61;
   static constexpr unsigned kInjectorBatch = 16;
   static constexpr std::int64_t kStealBatch = 32;
+  // At most this long searching (stealing, polling the injection queue) before parking.
+  static constexpr std::chrono::microseconds kSearchBudget{50};
 
   worker(pool_impl& pool, unsigned index, std::optional<unsigned> pu, std::vector<std::vector<unsigned>> victims);
   worker(const worker&) = delete;
@@ -58,45 +68,49 @@ class worker {
   // the deque cannot grow (the task is not queued then).
   void spawn(task* t);
   // Finds a task: own deque, injection queue, then stealing (as a searcher, for up to
-  // spin_rounds sweeps). nullptr: nothing found; the caller parks.
-  task* find_work() noexcept;
-  // Finds a task of `group`'s subtree (isolated waiting); see the protocol above. Own-deque
-  // tasks are taken only at or above index `floor` (where the group was created).
-  task* find_isolated(const group_context& group, std::int64_t floor) noexcept;
+  // spin_rounds sweeps and kSearchBudget). nullptr: nothing found; the caller parks.
+  // `ready`, when given, ends the search early once it holds (a wait whose object is done).
+  task* find_work(bool (*ready)(const void*) noexcept = nullptr, const void* ctx = nullptr) noexcept;
+  // A worker that searched in vain and will not park (its wait is over) must leave the
+  // search (T2 of sleep.hpp): counted as a searcher while it runs user code, it would keep
+  // notify_work from waking anybody.
+  void leave_search() noexcept;
+  // Pops the own deque, only an element at index >= floor (isolated waits).
+  bool pop_above(std::int64_t floor, task*& out) noexcept {
+    if (!owner_.pop_above(floor, out)) return false;
+    out = untag(out);
+    return true;
+  }
   // The own deque's next push index (see deque_owner::mark).
   std::int64_t mark() const noexcept { return owner_.mark(); }
-  // The isolation of the innermost wait this thread is inside: the group and own-deque
-  // floor of a task_group wait, or none (no wait, or a future's wait, which runs anything).
+  // The isolated region this thread is in: its tag (0: none) and this deque's floor for it
+  // (-1: none) (runtime/isolation.cpp).
   struct isolation {
-    const group_context* group = nullptr;
-    std::int64_t floor = 0;
+    std::uintptr_t tag = 0;
+    std::int64_t floor = -1;
   };
-  isolation current_isolation() const noexcept { return isolation_; }
-  isolation exchange_isolation(isolation next) noexcept {
-    // relaxed: read by other threads only to aim a wake-up (pool_impl::reinject); a stale
-    // value costs a wasted or a missed wake, which the escape hatch's recheck round covers.
-    published_isolation_.store(next.group, std::memory_order_relaxed);
-    return std::exchange(isolation_, next);
-  }
-  // Any thread: the group this worker's innermost isolated wait is on, or nullptr. Only to
-  // be compared against, never dereferenced: the wait may end and the group die any time.
-  const group_context* published_isolation() const noexcept {
-    return published_isolation_.load(std::memory_order_relaxed);  // relaxed: see above
-  }
+  std::int64_t isolation_floor() const noexcept { return isolation_.floor; }
+  isolation exchange_isolation(isolation next) noexcept { return std::exchange(isolation_, next); }
+  // Puts back a task this worker took but cannot run now (no stack segment could be mapped
+  // for it, see wait.cpp); runs it here if the deque cannot grow.
+  void requeue(task* t) noexcept;
   // Runs (or, when the pool is stopping, cancels) and frees a task, and counts it.
   void execute(task* t) noexcept;
 
-  enum class park_result { woken, terminating, relax };
+  enum class park_result { woken, terminating };
   // Parks until woken. `ready`, when given, is re-checked after enlisting (a wait), and
-  // `deadline` bounds the sleep. `relax`: every worker is blocked in a wait while work is
-  // queued; the caller should run queued work regardless of isolation.
+  // `deadline` bounds the sleep.
   park_result park(bool (*ready)(const void*) noexcept, const void* ctx, std::chrono::steady_clock::time_point deadline);
 
   // ---- any thread ----
   pool_impl& owner_pool() const noexcept { return pool_; }
   unsigned index() const noexcept { return index_; }
   std::int64_t queued() const noexcept { return deque_.size_approx(); }
-  steal_result steal(task*& out) noexcept { return stealer_.steal(out); }
+  steal_result steal(task*& out) noexcept {
+    const steal_result r = stealer_.steal(out);
+    if (r == steal_result::success) out = untag(out);
+    return r;
+  }
 
   struct counters {
     std::uint64_t completed, failed, cancelled, steals, parks, running;
@@ -107,11 +121,10 @@ class worker {
 
  private:
   void run() noexcept;
-  task* search() noexcept;  // the stealing phase of find_work, as a searcher
-  task* isolated_search(const group_context& group, std::int64_t floor) noexcept;
+  // The stealing phase of find_work, as a searcher (see find_work for ready/ctx).
+  task* search(bool (*ready)(const void*) noexcept, const void* ctx) noexcept;
   task* stop_searching(task* t) noexcept;
-  park_result confirm_stall(bool (*ready)(const void*) noexcept, const void* ctx,
-                            std::chrono::steady_clock::time_point deadline);
+  bool injector_poll_due() noexcept;
   task* from_injector() noexcept;
   task* steal_sweep() noexcept;
   void steal_more(worker& victim, const task* first) noexcept;
@@ -121,6 +134,22 @@ class worker {
     // relaxed both: nothing is published through a counter.
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
+
+  // Deque slots hold the task pointer with bit 0 set for a task of an isolated region.
+  static task* tagged(task* t) noexcept {
+    return t->isolation == 0 ? t : reinterpret_cast<task*>(reinterpret_cast<std::uintptr_t>(t) | 1);
+  }
+  static task* untag(task* p) noexcept {
+    return reinterpret_cast<task*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{1});
+  }
+  static bool is_tagged(task* p) noexcept { return (reinterpret_cast<std::uintptr_t>(p) & 1) != 0; }
+  void push(task* t) { owner_.push(tagged(t)); }
+  bool pop(task*& t) noexcept {
+    if (!owner_.pop(t)) return false;
+    t = untag(t);
+    return true;
+  }
+  void execute_in_region(task* t) noexcept;
 
   pool_impl& pool_;
   const unsigned index_;
@@ -138,6 +167,9 @@ class worker {
   unsigned tick_ = 0;
   unsigned depth_ = 0;  // nesting of execute() (help-while-waiting)
   isolation isolation_;
+  // Deque indices [batch_lo_, batch_hi_) received the last injector batch (order, above).
+  std::int64_t batch_lo_ = 0;
+  std::int64_t batch_hi_ = 0;
   std::uint64_t rng_;
 
   // Written by the owner, read by stats() (relaxed).
@@ -147,7 +179,6 @@ class worker {
   std::atomic<std::uint64_t> steals_{0};
   std::atomic<std::uint64_t> parks_{0};
   std::atomic<std::uint64_t> running_{0};
-  std::atomic<const group_context*> published_isolation_{nullptr};
   latency_histogram queue_wait_;
   latency_histogram run_time_;
 

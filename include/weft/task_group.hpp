@@ -27,31 +27,20 @@
 // The destructor waits for children still running (they reference the group); an
 // exception nobody waited for goes to the pool's on_task_exception handler.
 //
-// Waiting is isolated. While a thread waits on group G it runs only tasks of G's subtree
-// (G's children and the children of groups created inside them), never unrelated work
-// from the pool's queues: so a task that holds a lock and waits on a group cannot re-enter
-// code taking the same lock through an unrelated task. Unrelated tasks it finds in its own
-// deque are handed to the injection queue, where every other worker can take them.
-// The rule is about task_group waits. A wait on a weft::future (get/wait) is not isolated,
-// even inside a child of G: it runs any task of the pool, as oneTBB's waits do outside
-// this_task_arena::isolate, so that a child which submits work and waits for its result
-// never needs another worker. A child that holds a lock and must not run unrelated work
-// while it waits should wait on a nested task_group rather than on a future.
-// A non-worker thread that waits helps too: it runs G's subtree tasks it can find.
-// The one exception (the escape hatch, automatic): when every worker of the pool stays
-// parked inside a wait while tasks are queued that none of them may run (a worker waiting
-// on a group of another pool whose child needs a task queued here, say), one waiter runs queued work regardless of isolation
-// instead of letting the pool hang, and the pool logs this once. It takes the hatch only
-// after the stall was seen for about 1.5 ms three times in a row, with every waiter made
-// to search its own subtree again in between and no task finishing meanwhile; ordinary
-// nested fork-join, from workers and from outside, never reaches it
-// (tests/unit/isolation_test.cpp).
-// What cannot be detected: a cycle of waits (task A waits on a group whose child waits on a
-// future of A) with no queued work; it hangs as it would with any runtime.
+// Waiting helps. While a worker waits on a group it runs other tasks of its pool (its own
+// deque first, so the group's children it spawned come first; then the injection queue and
+// other workers' deques), exactly as a wait on a weft::future does and as oneTBB's waits do
+// outside this_task_arena::isolate. Helping is bounded by stack use: a task started with
+// little stack left runs on a fresh stack segment (runtime/stack.hpp), so deep nesting of
+// groups, futures and loops never overflows the stack. A thread outside the pool that waits
+// runs nothing: it sleeps until the last child finishes.
+// Code that holds a lock and waits, and must not run unrelated tasks meanwhile (which
+// might take the same lock), opts into isolation with weft::isolated (weft/isolated.hpp).
 //
 // Cost: run() is an allocation-free push plus one relaxed increment; a child start checks
-// one global epoch (cancellation anywhere in the process makes later checks walk the chain
-// of enclosing groups); wait() on a finished group is one load.
+// one global count of groups that are cancelled right now (while any is, children walk the
+// chain of enclosing groups; the count comes back down when such a group is reset by its
+// wait() or destroyed); wait() on a finished group is one load.
 #pragma once
 
 #include <atomic>
@@ -73,8 +62,8 @@ enum class group_status { complete, cancelled };
 
 namespace detail {
 
-// Non-zero once any group in the process has been cancelled (see the cost note above).
-extern std::atomic<std::uint64_t> group_cancel_epoch;
+// Groups in the process whose `cancelled` flag is set right now (see the cost note above).
+extern std::atomic<std::uint64_t> cancelled_groups;
 
 struct stop_link;
 
@@ -82,8 +71,6 @@ struct stop_link;
 struct group_context {
   const group_context* parent = nullptr;  // the group of the task that created this one
   pool* owner = nullptr;
-  const void* creator = nullptr;          // the worker that created the group, or null
-  std::int64_t mark = 0;                  // its deque's bottom at that moment (isolation)
   std::atomic<bool> cancelled{false};
   mutable std::atomic<stop_link*> link{nullptr};  // created on first get_stop_token()
 
@@ -91,10 +78,10 @@ struct group_context {
 #ifdef WEFT_ABLATE_CANCELLATION  // perf/cost.cpp only: measures what this check costs
     return false;
 #endif
-    // relaxed: an epoch increment that happens-before this check (cancel() sequenced before
-    // the run() whose push we acquired) is visible; a concurrent cancel may be missed, which
+    // relaxed: an increment that happens-before this check (cancel() sequenced before the
+    // run() whose push we acquired) is visible; a concurrent cancel may be missed, which
     // only means a child that was starting anyway runs.
-    if (group_cancel_epoch.load(std::memory_order_relaxed) == 0) return false;
+    if (cancelled_groups.load(std::memory_order_relaxed) == 0) return false;
     for (const group_context* c = this; c != nullptr; c = c->parent) {
       // acquire: pairs with the release store in cancel().
       if (c->cancelled.load(std::memory_order_acquire)) return true;
@@ -103,23 +90,18 @@ struct group_context {
   }
   std::stop_token token() const;  // task_group.cpp
   void cancel() noexcept;         // task_group.cpp
+  // Clears the flag (a reused or destroyed group); no child may be running. task_group.cpp
+  void reset_cancelled() noexcept;
   void destroy_link() noexcept {
     // relaxed: called only when no child runs and no other thread uses the group.
     if (link.load(std::memory_order_relaxed) != nullptr) destroy_link_slow();
   }
   void destroy_link_slow() noexcept;  // task_group.cpp
-  // True when `t` belongs to this group's subtree (isolation).
-  bool contains(const group_context* scope) const noexcept {
-    for (; scope != nullptr; scope = scope->parent) {
-      if (scope == this) return true;
-    }
-    return false;
-  }
 };
 
 // The group of the task the calling thread is running, or null (runtime/worker.cpp).
 const group_context* current_scope() noexcept;
-// Fills parent, creator and mark from the calling thread (runtime/worker.cpp).
+// Fills parent from the calling thread (runtime/worker.cpp).
 void enter_scope(group_context& g) noexcept;
 
 }  // namespace detail

@@ -4,6 +4,7 @@
 #include "weft/batch.hpp"
 #include "weft/errors.hpp"
 #include "weft/future.hpp"
+#include "weft/isolated.hpp"
 #include "weft/metrics.hpp"
 #include "weft/options.hpp"
 #include "weft/pool.hpp"

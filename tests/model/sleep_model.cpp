@@ -9,17 +9,18 @@
 //     spawn, park (all of it but the deadline):                           worker.cpp
 //   any_work (seq_cst fence, then relaxed size reads), inject, close
 //     (begin_drain), stop_now (cancel_everything):                         pool.cpp
-//   wait_on_worker, wait_on_worker_idle, enlist/delist, notify_address:  wait.cpp
+//   wait_on_worker, leave_search, enlist/delist, notify_address:         wait.cpp
 //   a future's ready flag and publish:                                    future.hpp
 // The injection queue (moodycamel::ConcurrentQueue in the runtime) is modelled by a small
 // single-producer, multi-consumer array queue with the same publication (release on enqueue,
 // acquire on dequeue) and a relaxed size_approx; the address-wait table by one bucket.
 //
 // Not modelled: the submission gate of S1 (the only submitter is also the closer), deadlines
-// (park_until, close(deadline), the live_ count), isolated waits (find_isolated, reinject;
-// without isolation the all-blocked escape hatch is in the code but not reached), external
-// threads' waits, cancel mode of task bodies (S5), the injector-first poll every 61 tasks
-// (never reached with four tasks), random victim order, and bad_alloc on deque growth.
+// (park_until, close(deadline), the live_ count), isolated waits (they never park in the
+// sleep protocol: isolation_model.cpp), external threads' waits, cancel mode of task bodies
+// (S5), the injector-first poll every 61 tasks (never reached with four tasks), the search's
+// time budget (a bound on rounds that are already bounded here), random victim order, and
+// bad_alloc on deque growth.
 //
 // Checked, beyond Relacy's own data-race / leak / deadlock detection:
 //   - every task runs exactly once (asserted at the second run, and at the end for all);
@@ -53,12 +54,13 @@ enum class ending {
 struct pool_scenario {
   int injected;          // tasks the submitter injects, one notify_work each
   int spawners;          // tasks 1..spawners each spawn a child onto their worker's deque
-                         // (spawn + notify_work_relaxed)
+                         // (spawn: push + notify_work)
   bool wait_child;       // ... and then wait for it, as future::get does inside a task (wait.cpp)
   ending end;
   unsigned spin_rounds;  // pool_options::spin_rounds
   int batch;             // worker::kInjectorBatch
   bool terminate_check = true;  // worker::park's terminating() check right after begin_park
+  bool block_child = false;     // spawners block *outside weft* until their child ran (a latch)
   constexpr int total() const { return injected + spawners; }
 };
 
@@ -109,7 +111,7 @@ struct model_worker {
   bool searching = false;  // owner-thread state (worker::searching_)
 };
 
-enum class parked { woken, terminating, relax };  // worker::park_result
+enum class parked { woken, terminating };  // worker::park_result
 
 template <class Platform, unsigned W, const pool_scenario& S>
 struct pool_model : rl::test_suite<pool_model<Platform, W, S>, W + 1> {
@@ -127,6 +129,7 @@ struct pool_model : rl::test_suite<pool_model<Platform, W, S>, W + 1> {
   // table (wait.cpp) they are waited on in: both keys hash to it, as they may in the runtime.
   rl::atomic<bool> child_ready[max_tasks];
   rl::var<int> child_result[max_tasks];
+  rl_parker child_parker[max_tasks];  // block_child: the spawner blocks here (a std::latch)
   rl_mutex bucket_mu;
   rl::atomic<unsigned> bucket_waiters{0};
   rl::atomic<unsigned> enlisted_waiters{0};
@@ -224,6 +227,12 @@ struct pool_model : rl::test_suite<pool_model<Platform, W, S>, W + 1> {
       const int child = S.injected + id;
       payload[child]($) = 10 * child;
       spawn(w, child);
+      if (S.block_child) {
+        const int k = id - 1;
+        // acquire: pairs with the release store in the child. Blocks the worker outside
+        // weft: only another worker can run the child (the lost wake-up of issue 8, #2).
+        while (!child_ready[k].load(rl::mo_acquire, $)) child_parker[k].park();
+      }
       if (S.wait_child) {
         const int k = id - 1;
         wait_on_worker(static_cast<unsigned>(w), k);
@@ -235,13 +244,18 @@ struct pool_model : rl::test_suite<pool_model<Platform, W, S>, W + 1> {
       child_result[k]($) = id;
       publish_child(k);
     }
+    if (S.block_child && id > S.injected) {
+      const int k = id - S.injected - 1;
+      child_ready[k].store(true, rl::mo_release, $);  // release: pairs with the spawner's acquire
+      child_parker[k].unpark();
+    }
     // relaxed: a count; the waiter is woken through done_parker.
     if (done.fetch_add(1, rl::mo_relaxed, $) + 1 == S.total()) done_parker.unpark();
   }
 
   void spawn(int w, int id) {  // worker::spawn
     workers[w]->owner.push(id);
-    sleep->notify_work_relaxed();
+    sleep->notify_work();
   }
 
   // ---- the children's futures and wait.cpp, for one bucket ----
@@ -273,42 +287,37 @@ struct pool_model : rl::test_suite<pool_model<Platform, W, S>, W + 1> {
 
   void wait_on_worker(unsigned w, int k) {  // wait.cpp, not isolated, no deadline
     for (;;) {
-      if (child_is_ready(k)) return;
+      if (child_is_ready(k)) break;
       if (int t = find_work(w)) {
         execute(static_cast<int>(w), t);
-      } else {
-        wait_on_worker_idle(w, k);
+        continue;
+      }
+      if (child_is_ready(k)) break;
+      {  // enlisted e(key, n): W1, W2
+        std::lock_guard lock(bucket_mu);
+        node_key[w] = k;
+        // seq_cst: W1, pairs with N2's loads.
+        bucket_waiters.fetch_add(1, rl::mo_seq_cst, $);
+        enlisted_waiters.fetch_add(1, rl::mo_seq_cst, $);
+      }
+      // seq_cst: W2, between enlisting and evaluating the predicate (W3, inside park).
+      rl::atomic_thread_fence(rl::mo_seq_cst, $);
+      park(w, k);
+      {  // ~enlisted: delist
+        std::lock_guard lock(bucket_mu);
+        node_key[w] = -1;
+        // relaxed: a stale non-zero count only costs a notifier the lock.
+        bucket_waiters.fetch_sub(1, rl::mo_relaxed, $);
+        enlisted_waiters.fetch_sub(1, rl::mo_relaxed, $);
       }
     }
+    leave_search(w);
   }
 
-  void wait_on_worker_idle(unsigned w, int k) {
-    for (unsigned r = 0; r < S.spin_rounds; ++r) {
-      if (child_is_ready(k)) return;
-      if (int t = find_work(w)) {
-        execute(static_cast<int>(w), t);
-        return;
-      }
-    }
-    {  // enlisted e(key, n): W1, W2
-      std::lock_guard lock(bucket_mu);
-      node_key[w] = k;
-      // seq_cst: W1, pairs with N2's loads.
-      bucket_waiters.fetch_add(1, rl::mo_seq_cst, $);
-      enlisted_waiters.fetch_add(1, rl::mo_seq_cst, $);
-    }
-    // seq_cst: W2, between enlisting and evaluating the predicate (W3, inside park).
-    rl::atomic_thread_fence(rl::mo_seq_cst, $);
-    const parked r = park(w, k);
-    {  // ~enlisted: delist
-      std::lock_guard lock(bucket_mu);
-      node_key[w] = -1;
-      // relaxed: a stale non-zero count only costs a notifier the lock.
-      bucket_waiters.fetch_sub(1, rl::mo_relaxed, $);
-      enlisted_waiters.fetch_sub(1, rl::mo_relaxed, $);
-    }
-    if (r == parked::relax) {
-      if (int t = find_work(w)) execute(static_cast<int>(w), t);
+  void leave_search(unsigned w) {  // worker::leave_search
+    if (workers[w]->searching) {
+      workers[w]->searching = false;
+      sleep->end_search([this] { return any_work(); });
     }
   }
 
@@ -357,7 +366,7 @@ struct pool_model : rl::test_suite<pool_model<Platform, W, S>, W + 1> {
     const int n = injector.try_dequeue_bulk(batch, S.batch);
     if (n == 0) return 0;
     for (int i = n - 1; i >= 1; --i) workers[w]->owner.push(batch[i]);
-    if (n > 1) sleep->notify_work_relaxed();
+    if (n > 1) sleep->notify_work();
     return batch[0];
   }
 
@@ -410,12 +419,6 @@ struct pool_model : rl::test_suite<pool_model<Platform, W, S>, W + 1> {
       }
       sleep->notify_work();
     }
-    if (in_wait && ticket.all_blocked_in_wait && any_work() && !child_is_ready(k)) {
-      if (sleep->cancel_park(w)) return parked::relax;
-      sleep->park(w);  // somebody woke us meanwhile: take the token
-      me.searching = sleep->woke_as_searcher(w);
-      return parked::woken;
-    }
     if (in_wait && child_is_ready(k)) {
       if (!sleep->cancel_park(w)) sleep->park(w);
     } else {
@@ -440,8 +443,11 @@ constexpr pool_scenario spawn_child{1, 1, false, ending::wait_then_close, 0, 1};
 // inside the wait (begin_park with in_wait, cancel_park, wake_worker).
 constexpr pool_scenario wait_child{1, 1, true, ending::wait_then_close, 0, 1};
 // Both injected tasks spawn a child and wait for it: both workers can end up parked inside
-// waits with a child still queued (all_blocked_in_wait, the escape hatch: cancel_park, relax).
+// waits with a child still queued; each must be woken to run it.
 constexpr pool_scenario wait_children{2, 2, true, ending::wait_then_close, 0, 1};
+// An injected task spawns a child and then blocks outside weft until the child ran: the
+// other worker must be woken by the spawn (issue 8, defect 2).
+constexpr pool_scenario spawn_then_block{1, 1, false, ending::wait_then_close, 0, 1, true, true};
 // Three workers (two may search at once): two tasks, the batch of 2 and a spawn.
 constexpr pool_scenario three_workers{2, 1, false, ending::wait_then_close, 0, 2};
 // Shutdown while work is queued: inject two tasks (batch 2, so one may sit in a deque) and
@@ -469,6 +475,11 @@ const check checks[] = {
     {"three_workers", simulate<pool_model<ok, 3, three_workers>>, rl::sched_random, 300'000, 0, {}},
     {"close_at_once", simulate<pool_model<ok, 2, close_at_once>>, rl::sched_random, 400'000, 0, {}},
     {"stop_at_once", simulate<pool_model<ok, 2, stop_at_once>>, rl::sched_random, 400'000, 0, {}},
+    {"spawn_then_block", simulate<pool_model<ok, 2, spawn_then_block>>, rl::sched_random, 400'000, 0, {}},
+    // Negative: the spawn's notify without its seq_cst fence (the "relaxed" notify weft
+    // used before issue 8) loses the wake-up of a spawner that then blocks outside weft.
+    {"neg_spawn_notify_no_fence", simulate<pool_model<no_fence, 2, spawn_then_block>>, rl::sched_random,
+     1'000'000, 0, {rl::test_result_deadlock}},
     // Negative: notify_work without its seq_cst fence (T1) loses wake-ups.
     {"neg_notify_no_fence", simulate<pool_model<no_fence, 2, inject_wait>>, rl::sched_random, 1'000'000, 0,
      {rl::test_result_deadlock}},

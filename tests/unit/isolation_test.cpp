@@ -1,14 +1,13 @@
-// tests/unit/isolation_test.cpp: isolated waiting (task_group.hpp, "Waiting is isolated").
-//   - The lock case: a task holds a mutex and waits on a group while an unrelated task that
-//     needs the same mutex is queued (from outside, or from inside before the wait); the
-//     waiter never runs it (that would re-lock the mutex on the same thread), nothing
-//     deadlocks, on 1 and 2 workers.
-//   - Nested groups: while a child waits on its own nested group, it runs none of its
-//     siblings (they are outside the nested group's subtree).
-//   - A non-worker thread waiting on a group runs the group's children itself.
-//   - The escape hatch: when every worker is blocked in a wait and only work that isolation
-//     forbids is queued, a waiter runs it anyway and the pool logs one line about it; and
-//     ordinary nested fork-join, or a child waiting on a future, never triggers it.
+// tests/unit/isolation_test.cpp: helping waits and opt-in isolation (weft/isolated.hpp,
+// task_group.hpp "Waiting helps").
+//   - The lock case: a task holds a mutex and, inside weft::isolated, waits on a group while
+//     unrelated tasks that need the same mutex are queued (from outside, or by the same task
+//     before the region); the waiter never runs them (that would re-lock the mutex on the
+//     same thread), nothing deadlocks, on 1 and 2 workers.
+//   - Regions nest: the inner region's wait runs none of the outer region's tasks.
+//   - Without isolated, a worker's wait helps with any task of its pool: a wait whose
+//     progress needs an unrelated queued task completes on a one-worker pool.
+//   - A non-worker thread waiting on a group runs nothing: it sleeps until workers finish.
 // Re-entry is detected rather than suffered: the unrelated task checks whether its thread
 // already holds the lock (or is inside the wait) and records a violation instead of
 // deadlocking, so a broken runtime fails the test instead of hanging it.
@@ -21,6 +20,7 @@
 #include <latch>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "test_util.hpp"
+#include "weft/isolated.hpp"
 #include "weft/pool.hpp"
 #include "weft/task_group.hpp"
 
@@ -40,22 +41,6 @@ constexpr auto kHang = 20s;
 
 using weft_test::worker_blocker;
 
-struct log_capture {
-  std::mutex mu;
-  std::vector<std::string> lines;  // guarded by mu
-  std::function<void(std::string_view)> sink() {
-    return [this](std::string_view line) {
-      std::lock_guard lock(mu);
-      lines.emplace_back(line);
-    };
-  }
-  std::size_t count_mentioning(std::string_view word) {
-    std::lock_guard lock(mu);
-    return static_cast<std::size_t>(
-        std::count_if(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(word) != std::string::npos; }));
-  }
-};
-
 void spin_for(std::chrono::microseconds d) {
   const auto end = clock_type::now() + d;
   while (clock_type::now() < end) {
@@ -64,7 +49,7 @@ void spin_for(std::chrono::microseconds d) {
 
 // ---- the lock case ----
 
-enum class unrelated_from { outside, inside_before_group, inside_before_wait };
+enum class unrelated_from { outside, inside_before_region };
 
 // The mutex, who holds it, and the unrelated tasks that need it.
 struct lock_scene {
@@ -86,7 +71,7 @@ struct lock_scene {
 
 class LockTest : public testing::TestWithParam<std::tuple<int, unrelated_from>> {};
 
-TEST_P(LockTest, WaiterHoldingALockNeverRunsAnUnrelatedTaskNeedingIt) {
+TEST_P(LockTest, IsolatedWaiterHoldingALockNeverRunsAnUnrelatedTaskNeedingIt) {
   // Not a structured binding: clang 14 cannot capture one in a lambda.
   const int workers = std::get<0>(GetParam());
   const unrelated_from from = std::get<1>(GetParam());
@@ -104,25 +89,26 @@ TEST_P(LockTest, WaiterHoldingALockNeverRunsAnUnrelatedTaskNeedingIt) {
   auto holder = p.submit([&] {
     std::unique_lock lock(s.m);
     s.holder = std::this_thread::get_id();
-    if (from == unrelated_from::inside_before_group) post_unrelated();
-    weft::task_group g(p);
-    for (int i = 0; i < kChildren; ++i) {
-      g.run([&p, &s, i] {
-        s.children.fetch_add(1);
-        if (i % 8 == 0) {  // some children fork again: nested groups inside the waited one
-          weft::task_group inner(p);
-          for (int j = 0; j < 4; ++j) inner.run([&s] { s.children.fetch_add(1); });
-          inner.wait();
-        }
-        if (i % 16 == 0) spin_for(200us);  // leaves the waiter with nothing to do for a moment
-      });
-    }
-    if (from == unrelated_from::inside_before_wait) post_unrelated();
-    if (from == unrelated_from::outside) {
-      locked.count_down();
-      posted.wait();  // the unrelated tasks are now in the injection queue
-    }
-    g.wait();
+    if (from == unrelated_from::inside_before_region) post_unrelated();
+    weft::isolated([&] {
+      weft::task_group g(p);
+      for (int i = 0; i < kChildren; ++i) {
+        g.run([&p, &s, i] {
+          s.children.fetch_add(1);
+          if (i % 8 == 0) {  // some children fork again: nested groups inside the waited one
+            weft::task_group inner(p);
+            for (int j = 0; j < 4; ++j) inner.run([&s] { s.children.fetch_add(1); });
+            inner.wait();
+          }
+          if (i % 16 == 0) spin_for(200us);  // leaves the waiter with nothing to do for a moment
+        });
+      }
+      if (from == unrelated_from::outside) {
+        locked.count_down();
+        posted.wait();  // the unrelated tasks are now in the injection queue
+      }
+      g.wait();
+    });
     s.holder = std::thread::id{};
   });
   if (from == unrelated_from::outside) {
@@ -139,19 +125,18 @@ TEST_P(LockTest, WaiterHoldingALockNeverRunsAnUnrelatedTaskNeedingIt) {
 }
 
 std::string lock_case_name(const testing::TestParamInfo<std::tuple<int, unrelated_from>>& i) {
-  static const char* const names[] = {"Outside", "InsideBeforeGroup", "InsideBeforeWait"};
+  static const char* const names[] = {"Outside", "InsideBeforeRegion"};
   return "w" + std::to_string(std::get<0>(i.param)) + "_" + names[static_cast<int>(std::get<1>(i.param))];
 }
 
 INSTANTIATE_TEST_SUITE_P(WorkersAndSources, LockTest,
                          testing::Combine(testing::Values(1, 2),
-                                          testing::Values(unrelated_from::outside, unrelated_from::inside_before_group,
-                                                          unrelated_from::inside_before_wait)),
+                                          testing::Values(unrelated_from::outside, unrelated_from::inside_before_region)),
                          lock_case_name);
 
-// The same promise one level further down: a child of the waited group waits on a nested
-// group whose only child runs on the other worker (it blocks there until released). The
-// thread is inside both waits, so it must not pick up the unrelated tasks queued meanwhile.
+// A child of the waited group waits on a nested group whose only child runs on the other
+// worker (blocked there until released). The holder's thread is inside both waits, inside
+// the region, so it must not pick up the unrelated tasks queued meanwhile.
 TEST(LockNestedWaitTest, ChildWaitingOnANestedGroupDoesNotRunUnrelatedTasksUnderTheLock) {
   constexpr int kUnrelated = 8;
   weft::pool_options o;
@@ -163,24 +148,22 @@ TEST(LockNestedWaitTest, ChildWaitingOnANestedGroupDoesNotRunUnrelatedTasksUnder
   auto holder = p.submit([&] {
     std::unique_lock lock(s.m);
     s.holder = std::this_thread::get_id();
-    weft::task_group g(p);
-    g.run([&] {
-      weft::task_group h(p);
-      h.run([&] {
-        grandchild_thread = std::this_thread::get_id();
-        stolen.count_down();
-        release.wait();
+    weft::isolated([&] {
+      weft::task_group g(p);
+      g.run([&] {
+        weft::task_group h(p);
+        h.run([&] {
+          grandchild_thread = std::this_thread::get_id();
+          stolen.count_down();
+          release.wait();
+        });
+        stolen.wait();  // this thread is busy, so the other worker took the grandchild
+        h.wait();
       });
-      stolen.wait();  // this thread is busy, so the other worker took the grandchild
-      h.wait();
+      g.wait();
     });
-    g.wait();
     s.holder = std::thread::id{};
   });
-  // The other worker runs the grandchild (blocked until released): only then are the
-  // unrelated tasks queued, so that the lock holder's thread is the only one free to take
-  // them. Give it time to park in h.wait() before the grandchild finishes; only the window
-  // in which a broken runtime can misbehave depends on this delay.
   stolen.wait();
   for (int i = 0; i < kUnrelated; ++i) p.post([&s] { s.unrelated(); });
   std::this_thread::sleep_for(100ms);
@@ -189,8 +172,7 @@ TEST(LockNestedWaitTest, ChildWaitingOnANestedGroupDoesNotRunUnrelatedTasksUnder
   holder.get();
   p.close();
   EXPECT_NE(grandchild_thread.load(), std::thread::id{});
-  EXPECT_EQ(s.reentered.load(), 0)
-      << "a child's nested group wait ran an unrelated task on the thread holding the lock (not isolated)";
+  EXPECT_EQ(s.reentered.load(), 0) << "a nested wait inside the region ran an unrelated task under the lock";
   EXPECT_EQ(s.unrelated_ran.load() + s.reentered.load(), kUnrelated);
 }
 
@@ -200,9 +182,9 @@ thread_local int waiting_on_nested = 0;  // > 0 while this thread is inside the 
 
 class NestedTest : public testing::TestWithParam<int> {};
 
-// A child waiting on its own nested group runs only that group's subtree: never one of its
-// siblings in the outer group.
-TEST_P(NestedTest, NestedWaitRunsOnlyTheNestedSubtree) {
+// A child that spawns a nested group inside weft::isolated and waits on it runs none of its
+// siblings in the outer group (spawned before the region: below its floor).
+TEST_P(NestedTest, IsolatedNestedWaitRunsNoSibling) {
   weft::pool_options o;
   o.workers = GetParam();
   o.deque_capacity = 2;
@@ -217,16 +199,18 @@ TEST_P(NestedTest, NestedWaitRunsOnlyTheNestedSubtree) {
       });
     }
     outer.run([&] {
-      weft::task_group inner(p);
-      for (int j = 0; j < 16; ++j) {
-        inner.run([&] {
-          nested.fetch_add(1);
-          spin_for(50us);
-        });
-      }
-      ++waiting_on_nested;
-      inner.wait();
-      --waiting_on_nested;
+      weft::isolated([&] {
+        weft::task_group inner(p);
+        for (int j = 0; j < 16; ++j) {
+          inner.run([&] {
+            nested.fetch_add(1);
+            spin_for(50us);
+          });
+        }
+        ++waiting_on_nested;
+        inner.wait();
+        --waiting_on_nested;
+      });
     });
     outer.wait();
   });
@@ -240,22 +224,101 @@ TEST_P(NestedTest, NestedWaitRunsOnlyTheNestedSubtree) {
 INSTANTIATE_TEST_SUITE_P(Workers, NestedTest, testing::Values(1, 2, 4),
                          [](const testing::TestParamInfo<int>& i) { return "w" + std::to_string(i.param); });
 
-// ---- a non-worker waiter helps ----
+// ---- without isolation, waits help with anything ----
 
-class ExternalHelpTest : public testing::TestWithParam<int> {};
+// On a one-worker pool a task waits on a group whose child blocks until an unrelated task,
+// queued from outside, runs. Only the waiting worker can run it: its wait must help.
+TEST(HelpingTest, WaitRunsUnrelatedQueuedWorkOnOneWorker) {
+  weft::pool_options o;
+  o.workers = 1;
+  weft::pool p(o);
+  std::latch waiting(1);
+  std::atomic<bool> unrelated_ran{false};
+  auto f = p.submit([&] {
+    weft::task_group g(p);
+    g.run([&] {
+      waiting.count_down();
+      while (!unrelated_ran.load()) {
+        weft::future<void> nothing = p.submit([] {});  // a wait that helps, inside the child
+        nothing.get();
+      }
+    });
+    g.wait();
+  });
+  waiting.wait();
+  p.post([&] { unrelated_ran = true; });
+  ASSERT_EQ(f.wait_for(kHang), std::future_status::ready) << "the wait did not help with queued work";
+  f.get();
+}
 
-// Every worker is blocked: the thread waiting on the group runs all its children (and the
-// children's nested groups) itself.
-TEST_P(ExternalHelpTest, ExternalWaiterRunsTheChildrenItself) {
+// A worker of pool A waits on a group of pool B whose child needs a task it submits to A:
+// A's worker is the only one that can run it, and does, inside its wait (issue 8, defect 1:
+// this shape livelocked the old escape hatch).
+TEST(HelpingTest, WaitOnAnotherPoolsGroupRunsOwnPoolsWork) {
+  weft::pool_options oa, ob;
+  oa.workers = 1;
+  ob.workers = 1;
+  weft::pool a(oa), b(ob);
+  for (int round = 0; round < 50; ++round) {
+    auto f = a.submit([&] {
+      weft::task_group g(b);
+      int v = 0;
+      g.run([&] { v = a.submit([] { return 7; }).get(); });
+      g.wait();
+      return v;
+    });
+    ASSERT_EQ(f.wait_for(kHang), std::future_status::ready) << "round " << round;
+    EXPECT_EQ(f.get(), 7);
+  }
+}
+
+// Leaving a region restores helping, also when it ends by an exception: a task queued
+// before the region (below its floor) is run by a later ordinary wait on the only worker.
+TEST(HelpingTest, RegionEndsOnExceptionAndWaitsHelpAgain) {
+  weft::pool_options o;
+  o.workers = 1;
+  weft::pool p(o);
+  auto f = p.submit([&] {
+    weft::future<int> below = p.submit([] { return 3; });
+    EXPECT_THROW(weft::isolated([] { throw std::runtime_error("x"); }), std::runtime_error);
+    weft::task_group g(p);
+    int v = 0;
+    g.run([&] { v = below.get(); });  // an isolated wait could not run `below`: hang
+    g.wait();
+    return v;
+  });
+  ASSERT_EQ(f.wait_for(kHang), std::future_status::ready);
+  EXPECT_EQ(f.get(), 3);
+}
+
+// isolated() on a thread that is no worker changes nothing and works.
+TEST(HelpingTest, IsolatedOutsideThePoolJustRuns) {
+  weft::pool p;
+  const int v = weft::isolated([&] {
+    weft::task_group g(p);
+    int x = 0;
+    g.run([&] { x = 5; });
+    g.wait();
+    return x;
+  });
+  EXPECT_EQ(v, 5);
+}
+
+// ---- a non-worker waiter runs nothing ----
+
+class ExternalWaitTest : public testing::TestWithParam<int> {};
+
+// The thread waiting on a group never runs a child: the workers do, once unblocked.
+TEST_P(ExternalWaitTest, ExternalWaiterSleepsWhileWorkersRunTheChildren) {
   weft::pool_options o;
   o.workers = GetParam();
   weft::pool p(o);
-  worker_blocker blocked(p, GetParam());
+  auto blocked = std::make_unique<worker_blocker>(p, GetParam());
   const std::thread::id me = std::this_thread::get_id();
-  std::atomic<int> elsewhere{0}, ran{0};
+  std::atomic<int> on_waiter{0}, ran{0};
   auto check = [&] {
     ran.fetch_add(1);
-    if (std::this_thread::get_id() != me || p.current_worker_index() != -1) elsewhere.fetch_add(1);
+    if (std::this_thread::get_id() == me || p.current_worker_index() == -1) on_waiter.fetch_add(1);
   };
   weft::task_group g(p);
   for (int i = 0; i < 20; ++i) {
@@ -268,131 +331,17 @@ TEST_P(ExternalHelpTest, ExternalWaiterRunsTheChildrenItself) {
       }
     });
   }
+  std::thread release([&] {
+    std::this_thread::sleep_for(20ms);
+    blocked->release();
+  });
   EXPECT_EQ(g.wait(), weft::group_status::complete);
+  release.join();
   EXPECT_EQ(ran.load(), 20 + 5 * 3);
-  EXPECT_EQ(elsewhere.load(), 0) << "children ran off the waiting thread although every worker was blocked";
+  EXPECT_EQ(on_waiter.load(), 0) << "a child ran on the waiting thread, which is no worker";
 }
 
-INSTANTIATE_TEST_SUITE_P(Workers, ExternalHelpTest, testing::Values(1, 2, 4),
+INSTANTIATE_TEST_SUITE_P(Workers, ExternalWaitTest, testing::Values(1, 2, 4),
                          [](const testing::TestParamInfo<int>& i) { return "w" + std::to_string(i.param); });
-
-// ---- the escape hatch ----
-
-constexpr std::string_view kHatchWord = "isolation";  // the hatch's log line names the cause
-
-// A future's wait is not isolated (task_group.hpp): on a one-worker pool, a task waits on
-// a group whose child waits on the future of an unrelated task queued in the injection
-// queue. The child's future wait runs that task itself: no hang, and no escape hatch
-// (nothing was stuck).
-TEST(EscapeHatchTest, ChildWaitingOnAFutureRunsTheQueuedTaskItselfWithoutTheHatch) {
-  log_capture log;
-  weft::pool_options o;
-  o.workers = 1;
-  o.logger = log.sink();
-  weft::pool p(o);
-  std::latch a_running(1), u_posted(1);
-  weft::future<int> fu;
-  std::atomic<int> u_depth{-1};  // 1 when U ran nested inside A's wait on the only worker
-  std::atomic<int> a_depth{0};
-  auto fa = p.submit([&] {
-    a_depth = 1;
-    weft::task_group g(p);
-    a_running.count_down();
-    u_posted.wait();
-    g.run([&] { fu.wait(); });
-    g.wait();
-    a_depth = 0;
-    return 1;
-  });
-  a_running.wait();
-  fu = p.submit([&] {
-    u_depth = a_depth.load();
-    return 7;
-  });
-  u_posted.count_down();
-  ASSERT_EQ(fa.wait_for(kHang), std::future_status::ready) << "hang: the child's future wait did not run U";
-  EXPECT_EQ(fa.get(), 1);
-  EXPECT_EQ(fu.get(), 7);
-  EXPECT_EQ(u_depth.load(), 1) << "one worker: U can only have run inside A's wait";
-  EXPECT_EQ(log.count_mentioning(kHatchWord), 0u) << "the escape hatch fired although the future wait could run U";
-}
-
-// The hatch across pools: P's only worker waits on a group of pool Q whose child waits on
-// a task queued on P. None of P's tasks belongs to that group; the hatch runs it.
-TEST(EscapeHatchTest, WorkerWaitingOnAnotherPoolsGroupRunsItsOwnQueuedTaskThroughTheHatch) {
-  log_capture plog, qlog;
-  weft::pool_options o;
-  o.workers = 1;
-  o.logger = plog.sink();
-  weft::pool p(o);
-  o.logger = qlog.sink();
-  weft::pool q(o);
-  std::latch a_running(1), u_posted(1);
-  weft::future<int> fu;
-  std::atomic<int> u_worker{-2};
-  auto fa = p.submit([&] {
-    weft::task_group g(q);
-    a_running.count_down();
-    u_posted.wait();
-    g.run([&] { fu.wait(); });
-    g.wait();
-    return 1;
-  });
-  a_running.wait();
-  fu = p.submit([&] {
-    u_worker = p.current_worker_index();
-    return 7;
-  });
-  u_posted.count_down();
-  ASSERT_EQ(fa.wait_for(kHang), std::future_status::ready) << "hang";
-  EXPECT_EQ(fu.get(), 7);
-  EXPECT_EQ(u_worker.load(), 0);
-  EXPECT_EQ(plog.count_mentioning(kHatchWord), 1u);
-  EXPECT_EQ(qlog.count_mentioning(kHatchWord), 0u);
-}
-
-// Ordinary nested fork-join never needs the hatch: every wait either has work of its own
-// subtree to run or completes once the other workers finish theirs, so nothing can hang
-// and the hatch must not fire (it would break isolation, and log, for nothing). Whether it
-// misfires depends on timing, so each case runs on many fresh pools.
-int fib(weft::pool& p, int n) {
-  if (n < 2) return n;
-  int a = 0;
-  weft::task_group g(p);
-  g.run([&] { a = fib(p, n - 1); });
-  const int b = fib(p, n - 2);
-  g.wait();
-  return a + b;
-}
-
-TEST(EscapeHatchTest, OrdinaryNestedForkJoinNeverUsesTheHatch) {
-  for (int workers : {1, 2, 4}) {
-    // Two workers is where a misfire shows up most (about 1 pool in 50 at the time of
-    // writing); more pools there make a broken hatch fail this test most of the time.
-    const int pools = workers == 2 ? 150 : 30;
-    for (const bool also_outside : {false, true}) {
-      int pools_that_logged = 0;
-      for (int i = 0; i < pools; ++i) {
-        log_capture log;
-        weft::pool_options o;
-        o.workers = workers;
-        o.deque_capacity = 2;
-        o.logger = log.sink();
-        {
-          weft::pool p(o);
-          auto inside = p.submit([&] { return fib(p, 18); });
-          if (also_outside) {
-            EXPECT_EQ(fib(p, 16), 987);  // groups waited on from outside, helped by this thread
-          }
-          EXPECT_EQ(inside.get(), 2584);
-        }
-        if (log.count_mentioning(kHatchWord) != 0) ++pools_that_logged;
-      }
-      EXPECT_EQ(pools_that_logged, 0) << "the escape hatch fired in plain fork-join on " << workers << " workers"
-                                      << (also_outside ? " (with fork-join from outside too)" : "") << ", in "
-                                      << pools_that_logged << " of " << pools << " pools";
-    }
-  }
-}
 
 }  // namespace

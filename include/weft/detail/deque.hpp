@@ -93,6 +93,12 @@ class chase_lev_deque {
     return bottom_.load(Sync::relaxed);
   }
 
+  // Any thread: the current top (the index the next steal takes), possibly stale.
+  std::int64_t top_index() const noexcept {
+    // relaxed: a heuristic (the owner's injector-poll ordering); no data is read through it.
+    return top_.load(Sync::relaxed);
+  }
+
   std::int64_t capacity() const noexcept {
     // relaxed: owner-only use (tests); the owner wrote the ring pointer itself.
     return ring_.load(Sync::relaxed)->capacity;
@@ -167,6 +173,15 @@ class chase_lev_deque {
 
   // Any thread: steal at the top (FIFO).
   steal_result steal(T& out) noexcept {
+    return steal_unless(out, [](const T&) noexcept { return false; });
+  }
+
+  // Any thread: steal at the top unless reject(element) holds for the element there, in
+  // which case nothing is taken and the result is `empty`. reject sees the element's value
+  // only (it must not dereference it: until the CAS succeeds the element may be taken and
+  // consumed by another thread).
+  template <class Reject>
+  steal_result steal_unless(T& out, Reject reject) noexcept {
     // acquire: pairs with the CAS on top by other thieves/the owner, so the slot we read
     // below is not one they have already consumed and the owner refilled.
     std::int64_t t = top_.load(Sync::acquire);
@@ -180,6 +195,7 @@ class chase_lev_deque {
     // slots are visible.
     ring* r = ring_.load(Sync::acquire);
     const T x = r->get(t);
+    if (reject(x)) return steal_result::empty;
     // Test hook (no code unless the policy has one): widens the window between reading the
     // slot and claiming it, where the owner's pop or another thief can take it first.
     sync_hook<Sync>(sync_point::before_steal_cas);
@@ -233,6 +249,8 @@ class deque_owner {
   std::int64_t mark() const noexcept { return q_->bottom_index(); }
   // pop, but only an element at index >= floor; false (and no change) otherwise.
   bool pop_above(std::int64_t floor, T& out) noexcept { return q_->bottom_index() > floor && q_->pop(out); }
+  // The index of the oldest element not yet stolen (possibly stale; see top_index).
+  std::int64_t top_index() const noexcept { return q_->top_index(); }
   std::int64_t size_approx() const noexcept { return q_->size_approx(); }
 
  private:
@@ -247,6 +265,10 @@ class deque_stealer {
   explicit deque_stealer(chase_lev_deque<T, Sync>& q) noexcept : q_(&q) {}
 
   steal_result steal(T& out) noexcept { return q_->steal(out); }
+  template <class Reject>
+  steal_result steal_unless(T& out, Reject reject) noexcept {
+    return q_->steal_unless(out, reject);
+  }
   std::int64_t size_approx() const noexcept { return q_->size_approx(); }
 
  private:

@@ -44,7 +44,10 @@ inline constexpr std::size_t task_block_size = 128;
 // profiles showed; the header and small captures still share the block's first line.
 struct alignas(std::max_align_t) task {
   task_exec exec = nullptr;
-  task* next = nullptr;                   // free lists only
+  union {
+    task* next = nullptr;       // while free: the free list
+    std::uintptr_t isolation;   // while queued or running: its isolated region, or 0 (runtime/isolation.cpp)
+  };
   const group_context* scope = nullptr;   // the group this task belongs to (isolation), or null
   std::uint64_t stamp = 0;                // enqueue time in ns when sampled for latency metrics, else 0
   alignas(std::max_align_t) unsigned char storage[task_block_size - 32];
@@ -113,6 +116,7 @@ template <class Body>
 task* make_task(Body&& body) {
   using B = std::decay_t<Body>;
   task* t = allocate_task();
+  t->isolation = 0;
   t->scope = nullptr;
   t->stamp = 0;
   if constexpr (fits_inline<B>) {

@@ -10,8 +10,9 @@
 // (seq_cst) and then re-evaluates `pred`. One of the two sees the other.
 //
 // On a worker thread, waiting runs other tasks of that worker's pool while `pred` is false
-// (help-while-waiting), and parks the worker, still available to be woken for new work,
-// when there is nothing to run. On any other thread it blocks in the kernel.
+// (help-while-waiting, bounded by stack use), and parks the worker, still available to be
+// woken for new work, when there is nothing to run; inside weft::isolated it runs only the
+// region's own tasks. On any other thread it blocks in the kernel (runtime/wait.cpp).
 #pragma once
 
 #include <atomic>
@@ -22,14 +23,9 @@ namespace weft::detail {
 
 using wait_pred = bool (*)(const void* ctx) noexcept;
 
-struct group_context;
-
 // Returns true once pred(ctx) holds, false if `deadline` passed first.
-// isolate: when set, the waiting thread runs only tasks of that group's subtree (see
-// task_group.hpp), and a non-worker thread helps its pool with them.
 bool wait_until(const void* key, wait_pred pred, const void* ctx,
-                std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(),
-                const group_context* isolate = nullptr);
+                std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 
 // Number of waiters enlisted anywhere in the process (runtime/wait.cpp).
 extern std::atomic<std::uint32_t> enlisted_waiters;
