@@ -9,6 +9,7 @@
 #include <string>
 
 #include "weft/pool.hpp"
+#include "weft/task_group.hpp"
 
 namespace weft_test {
 
@@ -48,5 +49,30 @@ class worker_blocker {
   };
   std::shared_ptr<state> s_;
 };
+
+// Fork-join Fibonacci on task_groups, counting every child it runs in `runs`.
+inline int counted_fib(weft::pool& p, int n, std::atomic<std::uint64_t>& runs) {
+  if (n < 2) return n;
+  int a = 0;
+  weft::task_group g(p);
+  g.run([&] {
+    runs.fetch_add(1, std::memory_order_relaxed);  // relaxed: read after the waits that order it
+    a = counted_fib(p, n - 1, runs);
+  });
+  const int b = counted_fib(p, n - 2, runs);
+  g.wait();
+  return a + b;
+}
+// fib(n), and how many children counted_fib(n) runs: one per internal node, fib(n+1) - 1.
+constexpr int fib_value(int n) { return n < 2 ? n : fib_value(n - 1) + fib_value(n - 2); }
+constexpr std::uint64_t fib_children(int n) { return static_cast<std::uint64_t>(fib_value(n + 1)) - 1; }
+
+// A pool of `workers` unpinned workers (tests share the machine with each other).
+inline weft::pool_options unpinned(int workers) {
+  weft::pool_options o;
+  o.workers = workers;
+  o.pinning = weft::pin_policy::none;
+  return o;
+}
 
 }  // namespace weft_test
