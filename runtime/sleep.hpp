@@ -27,8 +27,9 @@
 //      this RMW and calls notify_work if it finds anything (it may wake itself).
 //   T4 park blocks until unparked; an unpark that comes first leaves a token, so a wake
 //      between T3 and T4 is not lost.
-//   A worker that parks without having searched (the half limit) does so only while other
-//   workers search; they are covered by T2/T3.
+//   A worker that parks without having searched (the half limit) re-checks like T3 when its
+//   RMW shows no searcher left: the limit was read relaxed, and the searchers it counted
+//   may all have ended their search since (found in the model check spawn_then_block).
 // Local spawns use notify_work too, fence included. An earlier version skipped the fence
 // for spawns, arguing that the spawner drains its own deque before it parks; that is false
 // when the spawning task then blocks outside weft (a latch, a condition variable, MPI): the
@@ -136,7 +137,8 @@ class sleep_protocol {
   }
 
   struct park_ticket {
-    bool last_searcher;        // caller must re-check all queues and notify_work on finding work
+    bool last_searcher;        // nobody searches now: the caller must re-check all queues and
+                               // notify_work on finding work
     bool last_awake;           // nobody else unparked and nobody parked inside a wait
   };
 
@@ -152,7 +154,11 @@ class sleep_protocol {
     as_searcher_[w] = 0;
     in_wait_[w] = in_wait ? kWait : kIdle;
     waiting_ += in_wait ? 1 : 0;
-    return {was_searching && prev.searching() == 1, prev.unparked() == 1 && waiting_ == 0};
+    // No searcher left after this transition, whether or not we were one: re-check. A worker
+    // that parks without searching (try_begin_search said no) may have read a stale count of
+    // searchers that has since dropped to zero; without the re-check its park could follow a
+    // spawn that read "nobody parked" and so woke nobody (model check spawn_then_block).
+    return {prev.searching() == (was_searching ? 1u : 0u), prev.unparked() == 1 && waiting_ == 0};
   }
 
   // T4: block until woken.
