@@ -3,7 +3,10 @@
 // Every call with n >= 2 spawns fib(n-1) as a child, computes fib(n-2) inline and joins:
 // the classic measure of spawn + join overhead, since each task does almost nothing.
 // fib(30) = 832040 makes 2,692,537 calls (2 * fib(31) - 1); time/task is time / calls.
-// Runtimes: weft and oneTBB (task_group run/wait), OpenMP (`omp task` + `omp taskwait`).
+// Runtimes: weft and oneTBB (task_group run/wait), OpenMP (`omp task` + `omp taskwait`),
+// libfork (lf::fork the first call, lf::call the second, lf::join: its own fib), Taskflow
+// (a tf::TaskGroup: silent_async the first call, the second inline, corun: its own
+// examples/fibonacci.cpp).
 #include <cstdint>
 
 #include "harness.hpp"
@@ -58,6 +61,43 @@ void fib_omp_bench(benchmark::State& state) {
 }
 #endif
 
+#ifdef WEFT_HAVE_LIBFORK
+inline constexpr auto fib_libfork = [](auto fib, int n) LF_STATIC_CALL -> lf::task<std::uint64_t> {
+  if (n < 2) co_return static_cast<std::uint64_t>(n);
+  std::uint64_t a = 0;
+  std::uint64_t b = 0;
+  co_await lf::fork(&a, fib)(n - 1);
+  co_await lf::call(&b, fib)(n - 2);
+  co_await lf::join;
+  co_return a + b;
+};
+
+template <class Pool>
+void fib_libfork_bench(benchmark::State& state) {
+  libfork_runtime<Pool> rt(threads(state));
+  measure(state, [&] { return rt.run(fib_libfork, kN); }, kResult, kCalls, metric::time_per_task);
+}
+#endif
+
+#ifdef WEFT_HAVE_TASKFLOW
+std::uint64_t fib_taskflow(tf::Executor& ex, int n) {
+  if (n < 2) return static_cast<std::uint64_t>(n);
+  std::uint64_t a = 0;
+  tf::TaskGroup g = ex.task_group();
+  g.silent_async([&ex, &a, n] { a = fib_taskflow(ex, n - 1); });
+  const std::uint64_t b = fib_taskflow(ex, n - 2);
+  g.corun();
+  return a + b;
+}
+
+void fib_taskflow_bench(benchmark::State& state) {
+  taskflow_runtime rt(threads(state));
+  tf::Executor& ex = rt.executor();
+  measure(state, [&] { return rt.run([&ex] { return fib_taskflow(ex, kN); }); }, kResult, kCalls,
+          metric::time_per_task);
+}
+#endif
+
 }  // namespace
 
 void register_fib() {
@@ -67,6 +107,13 @@ void register_fib() {
 #endif
 #ifdef WEFT_HAVE_OPENMP
   register_runtime("fib", "omp", fib_omp_bench);
+#endif
+#ifdef WEFT_HAVE_LIBFORK
+  register_runtime("fib", "libfork-lazy", fib_libfork_bench<lf::lazy_pool>);
+  register_runtime("fib", "libfork-busy", fib_libfork_bench<lf::busy_pool>);
+#endif
+#ifdef WEFT_HAVE_TASKFLOW
+  register_runtime("fib", "taskflow", fib_taskflow_bench);
 #endif
 }
 

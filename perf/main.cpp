@@ -36,6 +36,12 @@ void add_context() {
                                                    std::to_string(BOOST_VERSION / 100 % 1000) + "." +
                                                    std::to_string(BOOST_VERSION % 100));
 #endif
+#ifdef WEFT_HAVE_LIBFORK
+  peers += "libfork ";
+#endif
+#ifdef WEFT_HAVE_TASKFLOW
+  peers += "taskflow ";
+#endif
   peers += "mutex";
   benchmark::AddCustomContext("peers", peers);
   benchmark::AddCustomContext("quick", weft_perf::quick() ? "yes" : "no");
@@ -47,6 +53,16 @@ void add_context() {
   benchmark::AddCustomContext("thread_counts", counts);
   weft_perf::weft_runtime probe(weft_perf::thread_counts().back());
   benchmark::AddCustomContext("weft_placement", probe.pool().placement());
+  // The local checkouts of the header-only peers (perf/CMakeLists.txt): version, then
+  // "git describe" and the full commit hash, or "unknown" outside a git checkout.
+#ifdef WEFT_PERF_LIBFORK_COMMIT
+  benchmark::AddCustomContext("libfork_version", WEFT_PERF_LIBFORK_VERSION);
+  benchmark::AddCustomContext("libfork_commit", WEFT_PERF_LIBFORK_COMMIT);
+#endif
+#ifdef WEFT_PERF_TASKFLOW_COMMIT
+  benchmark::AddCustomContext("taskflow_version", WEFT_PERF_TASKFLOW_VERSION);
+  benchmark::AddCustomContext("taskflow_commit", WEFT_PERF_TASKFLOW_COMMIT);
+#endif
 #ifdef WEFT_PERF_COMPILER
   benchmark::AddCustomContext("compiler", WEFT_PERF_COMPILER);
 #endif

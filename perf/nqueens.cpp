@@ -8,7 +8,10 @@
 // nqueens without its depth cut-off).
 //   n = 12: 14,200 solutions, 856,189 tasks (the empty board included).
 //   quick:  n = 11: 2,680 solutions, 166,926 tasks.
-// Runtimes: weft and oneTBB (task_group), OpenMP (`omp task` + `omp taskwait`).
+// Runtimes: weft and oneTBB (task_group), OpenMP (`omp task` + `omp taskwait`), libfork
+// (lf::fork every placement but the last, lf::call the last, lf::join: the idiom of its
+// own fib and UTS; its own nqueens forks the last one too), Taskflow (a
+// tf::TaskGroup: silent_async per placement, corun, as in its own benchmarks/nqueens).
 #include <array>
 #include <cstdint>
 #include <numeric>
@@ -114,6 +117,55 @@ void nqueens_omp_bench(benchmark::State& state) {
 }
 #endif
 
+#ifdef WEFT_HAVE_LIBFORK
+inline constexpr auto nqueens_libfork = [](auto nqueens, int n, board b) LF_STATIC_CALL -> lf::task<std::uint64_t> {
+  if (b.row == n) co_return 1;
+  std::array<std::uint64_t, kMaxN> parts;
+  int k = 0;
+  for (std::uint32_t avail = b.free(n); avail != 0; avail &= avail - 1, ++k) {
+    const board child = b.place(avail & (~avail + 1));
+    if ((avail & (avail - 1)) != 0) {
+      co_await lf::fork(&parts[k], nqueens)(n, child);
+    } else {
+      co_await lf::call(&parts[k], nqueens)(n, child);  // the last placement
+    }
+  }
+  co_await lf::join;
+  co_return sum(parts, k);
+};
+
+template <class Pool>
+void nqueens_libfork_bench(benchmark::State& state) {
+  libfork_runtime<Pool> rt(threads(state));
+  const problem& in = input();
+  measure(state, [&] { return rt.run(nqueens_libfork, in.n, board{}); }, in.solutions, in.tasks,
+          metric::time_per_task);
+}
+#endif
+
+#ifdef WEFT_HAVE_TASKFLOW
+std::uint64_t nqueens_taskflow(tf::Executor& ex, int n, board b) {
+  if (b.row == n) return 1;
+  std::array<std::uint64_t, kMaxN> parts;
+  int k = 0;
+  tf::TaskGroup g = ex.task_group();
+  for (std::uint32_t avail = b.free(n); avail != 0; avail &= avail - 1, ++k) {
+    const board child = b.place(avail & (~avail + 1));
+    g.silent_async([&ex, &parts, n, child, k] { parts[k] = nqueens_taskflow(ex, n, child); });
+  }
+  g.corun();
+  return sum(parts, k);
+}
+
+void nqueens_taskflow_bench(benchmark::State& state) {
+  taskflow_runtime rt(threads(state));
+  tf::Executor& ex = rt.executor();
+  const problem& in = input();
+  measure(state, [&] { return rt.run([&] { return nqueens_taskflow(ex, in.n, board{}); }); }, in.solutions,
+          in.tasks, metric::time_per_task);
+}
+#endif
+
 }  // namespace
 
 void register_nqueens() {
@@ -123,6 +175,13 @@ void register_nqueens() {
 #endif
 #ifdef WEFT_HAVE_OPENMP
   register_runtime("nqueens", "omp", nqueens_omp_bench);
+#endif
+#ifdef WEFT_HAVE_LIBFORK
+  register_runtime("nqueens", "libfork-lazy", nqueens_libfork_bench<lf::lazy_pool>);
+  register_runtime("nqueens", "libfork-busy", nqueens_libfork_bench<lf::busy_pool>);
+#endif
+#ifdef WEFT_HAVE_TASKFLOW
+  register_runtime("nqueens", "taskflow", nqueens_taskflow_bench);
 #endif
 }
 

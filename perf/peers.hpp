@@ -11,12 +11,19 @@
 //   runs the root inside `omp single`, the others execute tasks at the region's barrier.
 // - Boost.Asio: a thread_pool of N threads; the benchmark thread posts and waits outside.
 // - The mutex pool (mutex_pool.hpp): N threads; the benchmark thread posts and waits.
+// - libfork (lazy_pool, busy_pool): a pool of N workers; the benchmark thread submits the
+//   root with lf::sync_wait and sleeps until it completes, as with weft.
+// - Taskflow: a tf::Executor of N workers; the benchmark thread submits the root with
+//   Executor::async and sleeps in future::get, as with weft.
 // Peers are compiled here, with the same compiler and flags as weft (their headers' inline
 // code included); only their prebuilt shared libraries (libtbb.so) carry the
-// distribution's own flags.
+// distribution's own flags. libfork and Taskflow are header-only, from local checkouts
+// (perf/CMakeLists.txt: WEFT_PEER_LIBFORK_DIR, WEFT_PEER_TASKFLOW_DIR).
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
+#include <span>
 #include <type_traits>
 #include <utility>
 
@@ -29,6 +36,13 @@
 #ifdef WEFT_HAVE_ASIO
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+#endif
+#ifdef WEFT_HAVE_LIBFORK
+#include <libfork/core.hpp>
+#include <libfork/schedule.hpp>
+#endif
+#ifdef WEFT_HAVE_TASKFLOW
+#include <taskflow/taskflow.hpp>
 #endif
 #ifdef WEFT_HAVE_TBB
 #include <oneapi/tbb/global_control.h>
@@ -160,6 +174,64 @@ class asio_runtime {
 
  private:
   boost::asio::thread_pool pool_;
+};
+#endif
+
+#ifdef WEFT_HAVE_LIBFORK
+// The index of the libfork worker whose context is `me` (`self.context()` in a task) in
+// `workers` (libfork_runtime::workers()), for per_thread_tally. Looked up once per thread,
+// since a worker belongs to one pool for its whole life.
+inline int libfork_worker_index(lf::worker_context* me, std::span<lf::worker_context*> workers) noexcept {
+  static thread_local const int index = static_cast<int>(std::ranges::find(workers, me) - workers.begin());
+  return index;
+}
+
+// libfork v3, with Pool = lf::lazy_pool (workers sleep when there is nothing to steal) or
+// lf::busy_pool (workers never sleep). Built without LF_USE_HWLOC, so no worker is bound
+// to a core and the NUMA strategy has nothing to act on.
+template <class Pool>
+class libfork_runtime {
+ public:
+  explicit libfork_runtime(int threads) : pool_(static_cast<std::size_t>(threads)) {}
+
+  // Runs the async function f(args...) on the pool and returns its result (the calling
+  // thread sleeps meanwhile).
+  template <class F, class... Args>
+  auto run(F&& f, Args&&... args) {
+    return lf::sync_wait(pool_, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+  // The workers' contexts, in the pool's order: a worker's index is its position here.
+  std::span<lf::worker_context*> workers() noexcept { return pool_.contexts(); }
+
+ private:
+  Pool pool_;
+};
+#endif
+
+#ifdef WEFT_HAVE_TASKFLOW
+class taskflow_runtime {
+ public:
+  explicit taskflow_runtime(int threads) : executor_(static_cast<std::size_t>(threads)) {}
+
+  tf::Executor& executor() noexcept { return executor_; }
+
+  // Runs f on a worker (a task group can only be made there) and returns its result.
+  template <class F>
+  auto run(F&& f) {
+    return executor_.async(std::forward<F>(f)).get();
+  }
+
+  // The calling worker's index, for per_thread_tally. Executor::this_worker_id() is a hash
+  // map lookup by thread id, dearer than the other runtimes' thread-local reads, so it is
+  // done once per thread: a worker belongs to one executor for its whole life.
+  int worker_index() const {
+    static thread_local const int index = executor_.this_worker_id();
+    return index;
+  }
+
+ private:
+  tf::Executor executor_;
 };
 #endif
 

@@ -11,6 +11,9 @@
 // 10 children; each child adds its result to the record, and the last one to arrive posts
 // nothing but completes the node, passing the sum up (the root's completion wakes the
 // benchmark thread). Same tree, same sum, same task count.
+// libfork: lf::fork the first 9 children, lf::call the last, lf::join (libfork's idiom: the
+// last child needs no fork, as in its own UTS). Taskflow: a tf::TaskGroup, 10 silent_async
+// and corun, as in its own benchmarks/skynet.
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -88,6 +91,45 @@ void skynet_omp_bench(benchmark::State& state) {
 }
 #endif
 
+#ifdef WEFT_HAVE_LIBFORK
+inline constexpr auto skynet_libfork = [](auto skynet, std::uint64_t num, int depth) LF_STATIC_CALL
+    -> lf::task<std::uint64_t> {
+  if (depth == 0) co_return num;
+  std::array<std::uint64_t, kFanOut> parts{};
+  for (int i = 0; i < kFanOut - 1; ++i) co_await lf::fork(&parts[i], skynet)(num * kFanOut + i, depth - 1);
+  co_await lf::call(&parts[kFanOut - 1], skynet)(num * kFanOut + kFanOut - 1, depth - 1);
+  co_await lf::join;
+  co_return sum(parts);
+};
+
+template <class Pool>
+void skynet_libfork_bench(benchmark::State& state) {
+  libfork_runtime<Pool> rt(threads(state));
+  measure(state, [&] { return rt.run(skynet_libfork, std::uint64_t{0}, kDepth); }, kResult, kTasks,
+          metric::time_per_task);
+}
+#endif
+
+#ifdef WEFT_HAVE_TASKFLOW
+std::uint64_t skynet_taskflow(tf::Executor& ex, std::uint64_t num, int depth) {
+  if (depth == 0) return num;
+  std::array<std::uint64_t, kFanOut> parts{};
+  tf::TaskGroup g = ex.task_group();
+  for (int i = 0; i < kFanOut; ++i) {
+    g.silent_async([&ex, &parts, num, depth, i] { parts[i] = skynet_taskflow(ex, num * kFanOut + i, depth - 1); });
+  }
+  g.corun();
+  return sum(parts);
+}
+
+void skynet_taskflow_bench(benchmark::State& state) {
+  taskflow_runtime rt(threads(state));
+  tf::Executor& ex = rt.executor();
+  measure(state, [&] { return rt.run([&ex] { return skynet_taskflow(ex, 0, kDepth); }); }, kResult, kTasks,
+          metric::time_per_task);
+}
+#endif
+
 #ifdef WEFT_HAVE_ASIO
 // An inner node waiting for its children: the last child to arrive completes it.
 struct asio_join {
@@ -154,6 +196,13 @@ void register_skynet() {
 #endif
 #ifdef WEFT_HAVE_ASIO
   register_runtime("skynet", "asio", skynet_asio_bench);
+#endif
+#ifdef WEFT_HAVE_LIBFORK
+  register_runtime("skynet", "libfork-lazy", skynet_libfork_bench<lf::lazy_pool>);
+  register_runtime("skynet", "libfork-busy", skynet_libfork_bench<lf::busy_pool>);
+#endif
+#ifdef WEFT_HAVE_TASKFLOW
+  register_runtime("skynet", "taskflow", skynet_taskflow_bench);
 #endif
 }
 

@@ -13,7 +13,11 @@
 // thread index; per_thread_tally in harness.hpp), which is what the result check reads, so
 // no cache line is shared between children.
 // Runtimes: weft and oneTBB (task_group run in a loop, then wait), OpenMP (`omp task` in a
-// loop, then `omp taskwait`; libgomp runs a task inline once 64 x threads are queued).
+// loop, then `omp taskwait`; libgomp runs a task inline once 64 x threads are queued),
+// libfork (lf::fork in a loop, then lf::join; libfork steals continuations, so the worker
+// that forks runs the child at once and a thief takes the rest of the loop), Taskflow (a
+// tf::TaskGroup: silent_async in a loop, then corun). libfork and Taskflow have no cheap
+// thread index, so each worker looks its index up once (peers.hpp).
 #include <cstdint>
 
 #include "harness.hpp"
@@ -85,6 +89,51 @@ void spawner_omp_bench(benchmark::State& state) {
 }
 #endif
 
+#ifdef WEFT_HAVE_LIBFORK
+inline constexpr auto spawner_child_libfork = [](auto self, per_thread_tally& tally,
+                                                 std::span<lf::worker_context*> workers) LF_STATIC_CALL
+    -> lf::task<void> {
+  tally.add(libfork_worker_index(self.context(), workers));
+  co_return;
+};
+
+inline constexpr auto spawner_libfork = [](auto, per_thread_tally& tally, std::span<lf::worker_context*> workers)
+                                            LF_STATIC_CALL -> lf::task<void> {
+  for (std::uint64_t i = 0; i < kChildren; ++i) co_await lf::fork(spawner_child_libfork)(tally, workers);
+  co_await lf::join;
+};
+
+template <class Pool>
+void spawner_libfork_bench(benchmark::State& state) {
+  libfork_runtime<Pool> rt(threads(state));
+  per_thread_tally tally;
+  auto once = [&] {
+    tally.reset();
+    rt.run(spawner_libfork, tally, rt.workers());
+    return tally.total();
+  };
+  measure(state, once, kChildren, static_cast<double>(kChildren), metric::time_per_task);
+}
+#endif
+
+#ifdef WEFT_HAVE_TASKFLOW
+void spawner_taskflow_bench(benchmark::State& state) {
+  taskflow_runtime rt(threads(state));
+  tf::Executor& ex = rt.executor();
+  per_thread_tally tally;
+  auto once = [&] {
+    tally.reset();
+    rt.run([&] {
+      tf::TaskGroup g = ex.task_group();
+      for (std::uint64_t i = 0; i < kChildren; ++i) g.silent_async([&] { tally.add(rt.worker_index()); });
+      g.corun();
+    });
+    return tally.total();
+  };
+  measure(state, once, kChildren, static_cast<double>(kChildren), metric::time_per_task);
+}
+#endif
+
 }  // namespace
 
 void register_spawner() {
@@ -94,6 +143,13 @@ void register_spawner() {
 #endif
 #ifdef WEFT_HAVE_OPENMP
   register_runtime("spawner", "omp", spawner_omp_bench);
+#endif
+#ifdef WEFT_HAVE_LIBFORK
+  register_runtime("spawner", "libfork-lazy", spawner_libfork_bench<lf::lazy_pool>);
+  register_runtime("spawner", "libfork-busy", spawner_libfork_bench<lf::busy_pool>);
+#endif
+#ifdef WEFT_HAVE_TASKFLOW
+  register_runtime("spawner", "taskflow", spawner_taskflow_bench);
 #endif
 }
 

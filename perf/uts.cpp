@@ -17,7 +17,10 @@
 // hashes its own state), waits, and returns the size of its subtree. Unlike fib the tree
 // is unpredictable (80% of T1's nodes are leaves) and each task does real work (one SHA-1
 // block, about 0.3 us), so it tests load balance more than spawn cost.
-// Runtimes: weft and oneTBB (task_group), OpenMP (`omp task` + `omp taskwait`).
+// Runtimes: weft and oneTBB (task_group), OpenMP (`omp task` + `omp taskwait`), libfork
+// (lf::fork every child but the last, lf::call the last, lf::join, as its own UTS does),
+// Taskflow (a tf::TaskGroup: silent_async per child, corun). In all of them the child task
+// hashes its own state.
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -151,6 +154,54 @@ void uts_omp_bench(benchmark::State& state) {
 }
 #endif
 
+#ifdef WEFT_HAVE_LIBFORK
+// The subtree of parent's child i, which hashes its own state first; i < 0: the subtree of
+// parent itself (the root).
+inline constexpr auto uts_libfork = [](auto uts, const tree& t, const node& parent, int i) LF_STATIC_CALL
+    -> lf::task<std::uint64_t> {
+  const node n = i < 0 ? parent : child(parent, i);
+  const int k = num_children(t, n);
+  if (k == 0) co_return 1;
+  parts_t parts;  // only the first k are written and read
+  for (int c = 0; c < k - 1; ++c) co_await lf::fork(&parts[c], uts)(t, n, c);
+  co_await lf::call(&parts[k - 1], uts)(t, n, k - 1);
+  co_await lf::join;
+  co_return 1 + sum(parts, k);
+};
+
+template <class Pool>
+void uts_libfork_bench(benchmark::State& state) {
+  libfork_runtime<Pool> rt(threads(state));
+  const tree& t = input();
+  const node r = root(t);
+  measure(state, [&] { return rt.run(uts_libfork, t, r, -1); }, t.nodes, static_cast<double>(t.nodes),
+          metric::time_per_task);
+}
+#endif
+
+#ifdef WEFT_HAVE_TASKFLOW
+std::uint64_t uts_taskflow(tf::Executor& ex, const tree& t, const node& n) {
+  const int k = num_children(t, n);
+  if (k == 0) return 1;
+  parts_t parts;
+  tf::TaskGroup g = ex.task_group();
+  for (int i = 0; i < k; ++i) {
+    g.silent_async([&ex, &t, &n, &parts, i] { parts[i] = uts_taskflow(ex, t, child(n, i)); });
+  }
+  g.corun();
+  return 1 + sum(parts, k);
+}
+
+void uts_taskflow_bench(benchmark::State& state) {
+  taskflow_runtime rt(threads(state));
+  tf::Executor& ex = rt.executor();
+  const tree& t = input();
+  const node r = root(t);
+  measure(state, [&] { return rt.run([&] { return uts_taskflow(ex, t, r); }); }, t.nodes,
+          static_cast<double>(t.nodes), metric::time_per_task);
+}
+#endif
+
 }  // namespace
 
 void register_uts() {
@@ -160,6 +211,13 @@ void register_uts() {
 #endif
 #ifdef WEFT_HAVE_OPENMP
   register_runtime("uts", "omp", uts_omp_bench);
+#endif
+#ifdef WEFT_HAVE_LIBFORK
+  register_runtime("uts", "libfork-lazy", uts_libfork_bench<lf::lazy_pool>);
+  register_runtime("uts", "libfork-busy", uts_libfork_bench<lf::busy_pool>);
+#endif
+#ifdef WEFT_HAVE_TASKFLOW
+  register_runtime("uts", "taskflow", uts_taskflow_bench);
 #endif
 }
 
