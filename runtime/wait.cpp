@@ -244,4 +244,13 @@ void wait_table_after_fork_in_child() noexcept {
 
 bool on_worker_thread() noexcept { return current_worker() != nullptr; }
 
+bool help_own() noexcept {
+  worker* w = tls_worker;
+  if (w == nullptr) return false;
+  task* t = nullptr;
+  const std::int64_t floor = w->isolation_floor();
+  if (!(floor >= 0 ? w->pop_above(floor, t) : w->pop_own(t))) return false;
+  return run_nested(*w, t);
+}
+
 }  // namespace weft::detail

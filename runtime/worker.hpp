@@ -75,6 +75,8 @@ class worker {
   // search (T2 of sleep.hpp): counted as a searcher while it runs user code, it would keep
   // notify_work from waking anybody.
   void leave_search() noexcept;
+  // Pops the own deque (the newest task).
+  bool pop_own(task*& out) noexcept { return pop(out); }
   // Pops the own deque, only an element at index >= floor (isolated waits).
   bool pop_above(std::int64_t floor, task*& out) noexcept {
     if (!owner_.pop_above(floor, out)) return false;

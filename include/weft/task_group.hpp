@@ -20,6 +20,11 @@
 // wait(): returns when every task run() so far has finished or was cancelled. If a child
 //   threw, rethrows the first exception (after all children finished) and clears it, so
 //   the group can be reused. Returns group_status::cancelled if the group was cancelled.
+//   A group created on one of the pool's workers is waited on (and destroyed) by the task
+//   that created it, on that worker, as fork-join code does: wait() from any other thread
+//   throws std::logic_error, and destroying it elsewhere with children pending terminates
+//   (its count of locally run children belongs to the creating worker). A group created
+//   outside the pool may be waited on by any one thread.
 // cancel(): children that have not started will not run (they count as finished); running
 //   children see their std::stop_token fire. Cancelling a group cancels the groups created
 //   inside its children (nested groups), transitively. The first exception of a child also
@@ -37,7 +42,9 @@
 // Code that holds a lock and waits, and must not run unrelated tasks meanwhile (which
 // might take the same lock), opts into isolation with weft::isolated (weft/isolated.hpp).
 //
-// Cost: run() is an allocation-free push plus one relaxed increment; a child start checks
+// Cost: run() on the creating worker is an allocation-free push and a plain increment; a
+// child that worker runs itself finishes with a plain decrement, and wait() with nothing
+// stolen does no read-modify-write at all (runtime/task_group.cpp); a child start checks
 // one global count of groups that are cancelled right now (while any is, children walk the
 // chain of enclosing groups; the count comes back down when such a group is reset by its
 // wait() or destroyed); wait() on a finished group is one load.
@@ -104,11 +111,18 @@ const group_context* current_scope() noexcept;
 // Fills parent from the calling thread (runtime/worker.cpp).
 void enter_scope(group_context& g) noexcept;
 
+class worker;
+// The worker the calling thread is, or null (runtime/worker.cpp).
+extern constinit thread_local worker* tls_worker;
+// On a worker: runs one task from its own deque (the newest; inside weft::isolated only one
+// of the region's) and returns true; false when there is none or on any other thread.
+bool help_own() noexcept;
+
 }  // namespace detail
 
 class task_group {
  public:
-  explicit task_group(pool& p) noexcept {
+  explicit task_group(pool& p) noexcept : home_(detail::tls_worker) {
     ctx_.owner = &p;
     detail::enter_scope(ctx_);
   }
@@ -118,14 +132,13 @@ class task_group {
 
   template <class F>
   void run(F&& f) {
-    // relaxed: the increment reaches the child (and any waiter) through the enqueue below,
-    // whose deque push / queue insertion is a release the executing thread acquires.
-    pending_.fetch_add(1, std::memory_order_relaxed);
+    const bool local = counts_locally();
+    count_one(local);
     detail::task* t = nullptr;
     try {
-      t = detail::make_task(child<std::decay_t<F>>{this, std::forward<F>(f)});
+      t = detail::make_task(child<std::decay_t<F>>{this, local, std::forward<F>(f)});
     } catch (...) {
-      finish_one();
+      finish_one(local);
       throw;
     }
     t->scope = &ctx_;
@@ -133,7 +146,7 @@ class task_group {
     try {
       ctx_.owner->enqueue(t);
     } catch (...) {
-      finish_one();
+      finish_one(local);
       throw;
     }
   }
@@ -145,20 +158,28 @@ class task_group {
   // and when the pool is stopped.
   std::stop_token get_stop_token() const { return ctx_.token(); }
 
-  // True when no child is pending (a snapshot).
-  bool idle() const noexcept {
-    // acquire: pairs with finish_one's decrement, so children's effects are visible.
-    return pending_.load(std::memory_order_acquire) == 0;
-  }
+  // True when no child is pending (a snapshot). Exact on the thread that created the group;
+  // on another thread it does not see children whose count the creating worker keeps.
+  bool idle() const noexcept { return (on_home() ? local_ : 0) + remote_count() == 0; }
 
  private:
+  // The join (see the protocol at the top of runtime/task_group.cpp). A child run() by the
+  // group's home worker before the home worker's wait has begun is counted in local_, a plain
+  // integer only the home worker touches; so is its completion when the home worker runs it
+  // itself. Every other run() and completion goes to remote_, which holds the count times 2
+  // and, in bit 0, "a waiter has arrived". Fork-join where nothing is stolen thus performs
+  // no read-modify-write on the group at all.
+  static constexpr std::int64_t kOne = 2;
+  static constexpr std::int64_t kWaiter = 1;
+
   template <class F>
   struct child {
     task_group* g;
+    bool local;
     F fn;
     detail::task_result operator()() {
       if (g->ctx_.cancelled_in_chain()) {
-        g->finish_one();
+        g->finish_one(local);
         return detail::task_result::cancelled;
       }
       detail::task_result r = detail::task_result::ok;
@@ -172,23 +193,51 @@ class task_group {
         g->record(std::current_exception());
         r = detail::task_result::failed;
       }
-      g->finish_one();
+      g->finish_one(local);
       return r;
     }
-    void cancel() noexcept { g->finish_one(); }  // dropped before it started: counts as finished
+    // Dropped before it started: counts as finished.
+    void cancel() noexcept { g->finish_one(local); }
   };
 
+  bool on_home() const noexcept { return home_ != nullptr && detail::tls_worker == home_; }
+  bool counts_locally() const noexcept { return !arrived_ && on_home(); }
+  std::int64_t remote_count() const noexcept {
+    // acquire: pairs with the release half of finish_one's decrement, so the effects of
+    // children finished elsewhere are visible once the count reads zero.
+    return remote_.load(std::memory_order_acquire) >> 1;  // arithmetic: may be negative
+  }
+  void count_one(bool local) noexcept {
+    if (local) {
+      ++local_;
+    } else {
+      // relaxed: the increment reaches the child's decrement through the enqueue below (a
+      // release the executing thread acquires), so it precedes it in remote_'s order.
+      remote_.fetch_add(kOne, std::memory_order_relaxed);
+    }
+  }
   void record(std::exception_ptr e) noexcept;
-  void finish_one() noexcept {
+  void finish_one(bool local) noexcept {
+    // A child counted locally that the home worker finishes before its wait began: no
+    // atomic. (arrived_ is read only on the home worker, by the short-circuit.)
+    if (local && on_home() && !arrived_) {
+      --local_;
+      return;
+    }
     // seq_cst: the notifier half of the wait protocol (weft/detail/wait.hpp); its release
-    // part orders the child's effects before the waiter's return.
-    if (pending_.fetch_sub(1, std::memory_order_seq_cst) == 1) detail::notify_address(&pending_);
+    // part orders the child's effects before the waiter's return. Only the decrement that
+    // leaves zero with the waiter bit set notifies; notify_address uses the address alone.
+    if (remote_.fetch_sub(kOne, std::memory_order_seq_cst) == kOne + kWaiter) detail::notify_address(&remote_);
     // Nothing of *this may be touched past this point: the waiter may have returned.
   }
-  static bool done(const void* self) noexcept { return static_cast<const task_group*>(self)->idle(); }
+  void join();
+  static bool done(const void* self) noexcept { return static_cast<const task_group*>(self)->remote_count() == 0; }
 
   detail::group_context ctx_;
-  std::atomic<std::int64_t> pending_{0};
+  detail::worker* const home_;  // the worker that created the group, or null
+  std::int64_t local_ = 0;      // home worker only
+  bool arrived_ = false;        // home worker only: inside join() past the arrival
+  std::atomic<std::int64_t> remote_{0};
   std::atomic<bool> has_error_{false};
   std::exception_ptr error_;
 };
