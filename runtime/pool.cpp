@@ -1,5 +1,6 @@
 // runtime/pool.cpp: pool construction, external submission, close/stop, metrics.
 // The shutdown and stopping protocols are written at the top of pool_impl.hpp.
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -42,6 +43,8 @@ pool_impl::pool_impl(pool_options options)
     plan.assign(n, std::nullopt);
   }
   placement_ = describe_plan(topo_, plan, options_.pinning);
+  // Before any worker exists: they only read the binding topology then (topology.cpp).
+  if (std::any_of(plan.begin(), plan.end(), [](const auto& pu) { return pu.has_value(); })) prepare_thread_binding();
   auto buckets = victim_buckets(topo_, plan);
   workers_.reserve(n);
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<worker>(*this, i, plan[i], std::move(buckets[i])));
@@ -72,7 +75,10 @@ pool_impl::~pool_impl() {
     ++leftover;
   }
   if (leftover != 0 && !forked()) log("weft: internal error: " + std::to_string(leftover) + " task(s) left after shutdown");
-  timer_.reset();  // after the workers: nothing schedules deadlines any more
+  // After the workers: nothing schedules deadlines any more. In a forked child the timer's
+  // thread does not exist (timer.hpp, fork): the timer is abandoned, never destroyed.
+  if (forked()) abandon_timer(std::move(timer_));
+  timer_.reset();
 }
 
 bool pool_impl::forked() const noexcept { return fork_generation_ != fork_generation(); }
