@@ -277,11 +277,17 @@ void pool_impl::log_once_relaxed_isolation() noexcept {
 }
 
 void pool_impl::report_exception(std::exception_ptr e) noexcept {
-  try {
-    if (options_.on_task_exception) {
+  if (options_.on_task_exception) {
+    try {
       options_.on_task_exception(e);
-      return;
+    } catch (const std::exception& ex) {  // the handler's own exception, not the task's
+      log(std::string("weft: on_task_exception threw: ") + ex.what());
+    } catch (...) {
+      log("weft: on_task_exception threw an exception not derived from std::exception");
     }
+    return;
+  }
+  try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
     log(std::string("weft: a task threw: ") + ex.what());

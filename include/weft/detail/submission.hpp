@@ -56,6 +56,12 @@ struct task_result_of {
     }
   }
   using type = typename decltype(probe())::type;
+  // std::future supports future<T&>; weft's futures and outcomes hold values (std::optional),
+  // and a reference would fail deep inside <optional>. Say so here instead.
+  static_assert(!std::is_reference_v<type>,
+                "weft: a task whose result is kept (submit, or post with task_options or on_done) cannot return "
+                "a reference: weft::future and weft::outcome hold values. Return a value, a pointer or a "
+                "std::reference_wrapper instead");
 };
 template <class F>
 using task_result_t = typename task_result_of<std::decay_t<F>>::type;
