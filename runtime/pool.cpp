@@ -348,6 +348,19 @@ metrics pool_impl::snapshot() const noexcept {
   }
   m.queue_wait = latency_histogram::summarize(wait, wait_max);
   m.run_time = latency_histogram::summarize(run, run_max);
+  // Cancellations delivered while their entries still wait in a queue (submission.hpp,
+  // cancel_ledger): cancelled now, no longer queued. acquire fence: pairs with the release
+  // fence in submission_base::note_popped, so a popper's count read above implies its
+  // `popped` increment is read below (a husk is never counted twice). popped before
+  // delivered: a delivery whose popping we do not see yet is still counted here once.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const std::uint64_t popped = ledger_->popped.load(std::memory_order_relaxed);        // relaxed: see the fence
+  const std::uint64_t delivered = ledger_->delivered.load(std::memory_order_relaxed);  // relaxed: a counter
+  if (delivered > popped) {
+    const std::uint64_t husks = delivered - popped;
+    m.cancelled += husks;
+    m.queued -= std::min(m.queued, husks);
+  }
   return m;
 }
 
@@ -379,14 +392,18 @@ pool::~pool() {
   impl_.reset();
 }
 
-void pool::enqueue(detail::task* t) {
-  if (try_enqueue(t) == submit_status::closed) {
-    if (impl_->forked()) {
-      throw pool_closed("weft: this pool was created before fork(); in the child process it has no workers and "
-                        "accepts no tasks");
-    }
-    throw pool_closed();
+namespace {
+[[noreturn]] void throw_closed(const detail::pool_impl& impl) {
+  if (impl.forked()) {
+    throw pool_closed("weft: this pool was created before fork(); in the child process it has no workers and "
+                      "accepts no tasks");
   }
+  throw pool_closed();
+}
+}  // namespace
+
+void pool::enqueue(detail::task* t) {
+  if (try_enqueue(t) == submit_status::closed) throw_closed(*impl_);
 }
 
 submit_status pool::try_enqueue(detail::task* t) {
@@ -414,12 +431,37 @@ submit_status pool::try_enqueue(detail::task* t) {
 
 void pool::enqueue_submission(detail::task* t, const std::shared_ptr<detail::submission_base>& s,
                               const task_options& options) {
+  using steady = std::chrono::steady_clock;
+  // Only a submission with a deadline or a timeout reads the clock.
+  const bool timed = options.timeout != steady::duration::zero() || options.deadline != steady::time_point::max();
+  const steady::time_point now = timed ? steady::now() : steady::time_point{};
   auto deadline = options.deadline;
-  if (options.timeout > std::chrono::steady_clock::duration::zero()) {
-    deadline = std::min(deadline, std::chrono::steady_clock::now() + options.timeout);
+  if (options.timeout != steady::duration::zero()) {  // zero: none; negative: already expired
+    deadline = std::min(deadline, detail::saturating_deadline(now, options.timeout));
+  }
+  const bool has_deadline = deadline != steady::time_point::max();
+  // Before arming and queueing, so that every reader (the timer, the relays, the popper) sees them.
+  s->deadline = deadline;
+  s->ledger = impl_->ledger();
+  if (impl_->closed() || impl_->forked()) {
+    // Rejected before touching the timer (in a forked child it is abandoned: timer.hpp).
+    s->abandon();
+    impl_->count_rejected();
+    detail::discard_task(t);
+    throw_closed(*impl_);
+  }
+  if (has_deadline && deadline <= now) {
+    // Already expired: completed as cancelled here, before post/submit returns (pool.hpp),
+    // and never queued, so no worker can start it. The submission goes straight from queued
+    // to pending to finished on this thread; nothing else can reach it (it is not armed).
+    // Counted before the delivery, so a snapshot taken once the outcome is seen includes it.
+    impl_->count_external(detail::task_result::cancelled);
+    s->accept();
+    detail::cancel_task(t);
+    return;
   }
   try {
-    if (deadline != std::chrono::steady_clock::time_point::max()) impl_->timer().schedule(deadline, s);
+    if (has_deadline) impl_->timer().schedule(deadline, s);
     s->arm(options.stop_token, impl_->stop_token());
   } catch (...) {
     s->abandon();

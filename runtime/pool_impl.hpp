@@ -44,6 +44,7 @@
 #include "platform.hpp"
 #include "sleep.hpp"
 #include "topology.hpp"
+#include "weft/detail/submission.hpp"
 #include "weft/detail/task.hpp"
 #include "weft/metrics.hpp"
 #include "weft/options.hpp"
@@ -94,6 +95,7 @@ class pool_impl {
 
   std::stop_token stop_token() const noexcept { return stop_.get_token(); }
   timer_service& timer();
+  const std::shared_ptr<cancel_ledger>& ledger() const noexcept { return ledger_; }
 
   void report_exception(std::exception_ptr e) noexcept;
   void log(std::string_view line) const noexcept;
@@ -163,6 +165,7 @@ class pool_impl {
   std::atomic<int> stall_rounds_{0};
   std::mutex timer_mu_;
   std::unique_ptr<timer_service> timer_;  // guarded by timer_mu_ until created
+  std::shared_ptr<cancel_ledger> ledger_ = std::make_shared<cancel_ledger>();
   std::mutex close_mu_;
   bool joined_ = false;  // guarded by close_mu_
   unsigned fork_generation_ = 0;

@@ -35,6 +35,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "weft/detail/deadline.hpp"
 #include "weft/detail/submission.hpp"
 #include "weft/detail/task.hpp"
 #include "weft/errors.hpp"
@@ -120,18 +121,22 @@ class pool {
 
   // ---- lifecycle ----
   // Stops external submission, runs everything queued (and what it spawns), joins the
-  // workers. Idempotent, thread-safe. Throws std::logic_error on one of this pool's workers.
+  // workers. Idempotent, thread-safe. Throws std::logic_error on one of this pool's workers
+  // and inside a cancellation callback that this pool's stop is delivering (see the top).
   void close();
 
-  // As close(), but only until `deadline`: then every task still queued completes as
-  // cancelled (futures get task_cancelled), every running task's stop token fires, and
-  // close returns false without waiting for them. True: everything ran and the workers
+  // As close(), but only until `deadline` (one already past stops at once): then every
+  // task still queued completes as cancelled (futures get task_cancelled), every running
+  // task's stop token fires, and close returns false without waiting for them. True: everything ran and the workers
   // were joined before the deadline. A worker stuck in a task that ignores its stop token
   // keeps running it; a later close() or the destructor waits for it.
   bool close(std::chrono::steady_clock::time_point deadline);
+  // close(timeout) is close(now + timeout), saturated (weft/detail/deadline.hpp): a timeout
+  // too long for steady_clock (duration::max(), years(1000)) is no limit at all, a zero or
+  // negative one a deadline already past.
   template <class Rep, class Period>
   bool close(std::chrono::duration<Rep, Period> timeout) {
-    return close(std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+    return close(detail::saturating_deadline(std::chrono::steady_clock::now(), timeout));
   }
 
   // Stops external submission, fires every running task's stop token, completes every

@@ -139,6 +139,13 @@ task* make_task(Body&& body) {
   return t;
 }
 
+// Completes a task that never ran as cancelled (task_mode::cancel: a future gets
+// task_cancelled, an on_done its cancellation), destroys it and frees its block.
+inline void cancel_task(task* t) noexcept {
+  t->exec(t, task_mode::cancel);
+  free_task(t);
+}
+
 // Destroys a task whose submission was rejected (it never ran), and frees its block.
 inline void discard_task(task* t) noexcept {
   t->exec(t, task_mode::destroy);
