@@ -18,9 +18,22 @@
 // Closing stops external submission, runs every task already queued (and every task those
 // tasks spawn), then joins the workers. The destructor calls close().
 //
-// Calling close() or destroying the pool from one of its own workers cannot work (it would
-// wait for itself): close() throws std::logic_error, the destructor reports through the
-// logger and calls std::terminate.
+// Calling close(), close(deadline) or stop_now(), or destroying the pool, from a task running
+// on one of its own workers cannot work (it would wait for itself): the calls throw
+// std::logic_error naming the call, the destructor reports through the logger and calls
+// std::terminate. The same holds on the thread running stop_now() or close(deadline) while
+// it delivers cancellations: an on_done callback it calls (with a cancelled outcome) that
+// calls close(), close(deadline) or stop_now() on the same pool gets std::logic_error (which
+// on_done may catch; if it escapes, it goes to on_task_exception like any exception of
+// on_done); destroying the pool there terminates. Lifecycle calls from different threads
+// never wait for each other's drain: a stop_now() or close(deadline) escalates a close() in
+// progress on another thread, and every call returns once the pool is stopped or joined.
+//
+// Callables. Their destructors (and those of everything they capture) must not throw: a
+// task is destroyed on a worker after it ran or was cancelled, where the exception could
+// only terminate the program. A destructor declared noexcept(false) is rejected at compile
+// time. A callable whose result is kept (submit, post with task_options or on_done) must not
+// return a reference (futures hold values): rejected at compile time, with a message.
 //
 // Exceptions. A task run through submit() delivers its exception to its future. A task run
 // through post() delivers it to pool_options::on_task_exception (default: the logger). No
