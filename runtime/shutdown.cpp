@@ -24,8 +24,8 @@ thread_local const pool_impl* tls_stopping = nullptr;
 void pool_impl::check_caller(const char* call) const {
   if (worker* w = current_worker(); w != nullptr && &w->owner_pool() == this) {
     throw std::logic_error(std::string("weft::pool::") + call +
-                           " called from a task running on one of this pool's own workers: it would wait for that "
-                           "worker, that is for itself. Call it from a thread outside the pool");
+                           " called from a task running on one of this pool's own workers: it would wait for the "
+                           "worker it runs on, that is for itself. Call it from a thread outside the pool");
   }
   if (tls_stopping == this) {
     throw std::logic_error(std::string("weft::pool::") + call +
@@ -43,7 +43,7 @@ bool pool_impl::escalate(bool cancel) {
     close_gate();  // waits only for submitters inside inject (a bounded enqueue each)
     // S5 before S2's wake when this call stops: a woken idle worker must cancel, not run,
     // what is queued (seq_cst, as in cancel_everything, which this call runs next).
-    if (cancel && !cancel_claimed_) cancelling_.store(true, std::memory_order_seq_cst);
+    if (cancel) cancelling_.store(true, std::memory_order_seq_cst);
     begin_drain();
     draining_ = true;
   }
