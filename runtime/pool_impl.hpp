@@ -197,6 +197,7 @@ class pool_impl {
   bool cancel_claimed_ = false;       // guarded by close_mu_: some call runs or ran S5+S6
   bool cancel_done_ = false;          // guarded by close_mu_: ... and it has finished
   bool joined_ = false;               // guarded by close_mu_
+  std::atomic<bool> abandoned_{false};  // in a forked child: the workers' handles were abandoned
   unsigned fork_generation_ = 0;
 };
 

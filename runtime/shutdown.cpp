@@ -75,15 +75,20 @@ void pool_impl::join_when_stopped() {
 
 bool pool_impl::shut_down(const char* call, bool cancel, std::chrono::steady_clock::time_point deadline) {
   check_caller(call);
+  if (forked()) {
+    // The workers live in the parent only: nothing to drain, nobody to join. Decided
+    // without close_mu_, which a fork may have caught held by a parent's thread (another
+    // lifecycle call) that the child does not have. acq_rel: one caller abandons; the
+    // others have nothing to wait for.
+    if (!abandoned_.exchange(true, std::memory_order_acq_rel)) {
+      for (auto& w : workers_) w->abandon();
+    }
+    return true;
+  }
   bool claimed = false;
   {
     std::lock_guard lock(close_mu_);
     if (joined_) return true;
-    if (forked()) {  // the workers live in the parent only: nothing to drain, nobody to join
-      for (auto& w : workers_) w->abandon();
-      joined_ = true;
-      return true;
-    }
     claimed = escalate(cancel);
   }
   if (claimed) run_stopping_drain();

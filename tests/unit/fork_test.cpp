@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <latch>
 #include <memory>
 #include <string>
 #include <thread>
@@ -416,6 +417,35 @@ TEST(Fork, ForkWhileOtherThreadsSubmitWithDeadlines) {
   for (auto& t : submitters) t.join();
   EXPECT_GT(submitted.load(), 0);
   p->close();
+}
+
+// fork() while another thread of the parent is inside close() of a pool (waiting for its
+// drain): the child's lifecycle calls on that pool return at once. They used to take the
+// pool's close mutex, which the fork caught held by the closing thread.
+TEST(Fork, ChildClosesAPoolThatAParentThreadIsClosing) {
+  auto p = std::make_unique<weft::pool>(small_pool(1));
+  std::atomic<bool> release{false};
+  std::latch running(1);
+  p->post([&] {
+    running.count_down();
+    while (!release.load()) std::this_thread::sleep_for(200us);
+  });
+  running.wait();
+  std::thread closer([&] { p->close(); });
+  while (!p->closed()) std::this_thread::sleep_for(100us);
+  std::this_thread::sleep_for(5ms);  // the closer now waits for the drain
+  const std::string child = run_in_child([&]() -> int {
+    const auto t0 = clock_type::now();
+    p->close();
+    CHILD_CHECK(p->close(clock_type::now() + 1s), 80);
+    p->stop_now();
+    p.reset();
+    CHILD_CHECK(clock_type::now() - t0 < 2s, 81);
+    return 0;
+  }, 5s);
+  release.store(true);
+  closer.join();
+  EXPECT_EQ(child, "exit 0");
 }
 
 // fork() within the first milliseconds of a pool's life, while its workers start (and pin
