@@ -7,6 +7,8 @@
 #include <mutex>
 #include <system_error>
 
+#include "timer.hpp"
+
 namespace weft::detail {
 namespace {
 
@@ -14,18 +16,23 @@ namespace {
 // afterwards by threads that child creates (thread creation orders it).
 std::atomic<unsigned> generation{0};
 
+// Timers first and last: no code holding the depot or a wait-table bucket takes a timer's
+// mutex, nor the reverse, so any order is free of cycles; outermost-first is the convention.
 void prepare() noexcept {
+  timer_service::prepare_fork();
   task_alloc_prepare_fork();
   wait_table_prepare_fork();
 }
 void in_parent() noexcept {
   wait_table_after_fork();
   task_alloc_after_fork();
+  timer_service::after_fork_in_parent();
 }
 void in_child() noexcept {
   generation.fetch_add(1, std::memory_order_relaxed);
   wait_table_after_fork_in_child();
   task_alloc_after_fork();
+  timer_service::after_fork_in_child();
 }
 
 }  // namespace

@@ -7,8 +7,12 @@
 // are abandoned rather than joined. Waiting in the child on a future whose task had not
 // finished before the fork never returns: don't. A pool created in the child works.
 //
-// Around fork() weft holds its process-wide locks (the task-block depot, the wait table)
-// so that the child never inherits one of them locked by a thread that no longer exists.
+// Around fork() weft holds its process-wide locks (the task-block depot, the wait table,
+// every pool's deadline timer: runtime/timer.hpp) so that the child never inherits one of
+// them locked by a thread that no longer exists. A pool created before the fork abandons
+// its timer in the child (its thread is the parent's) instead of joining it. Nothing weft
+// runs on a worker at start-up initialises a function-local static (whose guard a fork
+// could leave held by a thread the child does not have): see bind_this_thread.
 // The child also empties the wait table: its nodes live on the stacks of the parent's
 // other threads, which the child does not have (and whose stacks its new threads reuse).
 #pragma once

@@ -12,7 +12,10 @@ namespace {
 
 constexpr int kMaxWorkers = 4096;
 constexpr unsigned kMaxSpinRounds = 1'000'000;
-constexpr std::size_t kMaxDequeCapacity = std::size_t{1} << 30;
+// 2^20 slots are 8 MiB per worker, zero-filled when the pool starts. 2^30 (8 GiB per worker)
+// used to be accepted and could not be allocated; a deque also grows on demand, so a
+// larger initial capacity buys nothing.
+constexpr std::size_t kMaxDequeCapacity = std::size_t{1} << 20;
 
 [[noreturn]] void invalid(const std::string& option, const std::string& why) {
   throw std::invalid_argument("weft::pool_options::" + option + ": " + why);
@@ -39,7 +42,7 @@ pool_options resolve_options(pool_options o, const topology& topo) {
   if (o.workers < 0) invalid("workers", "must be >= 0 (0 means one per usable core), got " + std::to_string(o.workers));
   if (o.workers > kMaxWorkers) invalid("workers", "must be at most " + std::to_string(kMaxWorkers) + ", got " + std::to_string(o.workers));
   if (o.deque_capacity < 2 || o.deque_capacity > kMaxDequeCapacity || (o.deque_capacity & (o.deque_capacity - 1)) != 0) {
-    invalid("deque_capacity", "must be a power of two in [2, 2^30], got " + std::to_string(o.deque_capacity));
+    invalid("deque_capacity", "must be a power of two in [2, 2^20], got " + std::to_string(o.deque_capacity));
   }
   if (o.spin_rounds > kMaxSpinRounds) invalid("spin_rounds", "must be at most 1000000, got " + std::to_string(o.spin_rounds));
   switch (o.pinning) {

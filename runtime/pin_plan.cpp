@@ -98,18 +98,23 @@ unsigned distance(const pu_info* a, const pu_info* b) {
   return kFar;
 }
 
+// The same prefix as every other option error (options.cpp): the message names the field.
+[[noreturn]] void invalid_pus(const std::string& why) {
+  throw std::invalid_argument("weft::pool_options::pus: " + why);
+}
+
 void validate_explicit(const topology& topo, const std::vector<unsigned>& pus) {
-  if (pus.empty()) throw std::invalid_argument("pus: empty, but pin_policy::explicit_list needs at least one PU");
+  if (pus.empty()) invalid_pus("empty, but pin_policy::explicit_list needs at least one PU");
   std::unordered_set<unsigned> seen;
   for (unsigned pu : pus) {
-    if (!seen.insert(pu).second) throw std::invalid_argument("pus: PU " + std::to_string(pu) + " is listed twice");
+    if (!seen.insert(pu).second) invalid_pus("PU " + std::to_string(pu) + " is listed twice");
     if (find_pu(topo, pu) == nullptr) {
       std::string allowed;
       for (const pu_info& p : topo.pus) {
         if (!allowed.empty()) allowed += ',';
         allowed += std::to_string(p.os_index);  // appended: a+b chains trip g++ 12's -Wrestrict (PR 105329)
       }
-      throw std::invalid_argument("pus: PU " + std::to_string(pu) + " is not in the allowed cpuset {" + allowed + "}");
+      invalid_pus("PU " + std::to_string(pu) + " is not in the allowed cpuset {" + allowed + "}");
     }
   }
 }

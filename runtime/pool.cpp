@@ -1,5 +1,6 @@
-// runtime/pool.cpp: pool construction, external submission, close/stop, metrics.
-// The shutdown and stopping protocols are written at the top of pool_impl.hpp.
+// runtime/pool.cpp: pool construction, external submission, metrics. The lifecycle calls
+// (close, stop_now) are in shutdown.cpp; the protocols are at the top of pool_impl.hpp.
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -42,6 +43,8 @@ pool_impl::pool_impl(pool_options options)
     plan.assign(n, std::nullopt);
   }
   placement_ = describe_plan(topo_, plan, options_.pinning);
+  // Before any worker exists: they only read the binding topology then (topology.cpp).
+  if (std::any_of(plan.begin(), plan.end(), [](const auto& pu) { return pu.has_value(); })) prepare_thread_binding();
   auto buckets = victim_buckets(topo_, plan);
   workers_.reserve(n);
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<worker>(*this, i, plan[i], std::move(buckets[i])));
@@ -72,7 +75,10 @@ pool_impl::~pool_impl() {
     ++leftover;
   }
   if (leftover != 0 && !forked()) log("weft: internal error: " + std::to_string(leftover) + " task(s) left after shutdown");
-  timer_.reset();  // after the workers: nothing schedules deadlines any more
+  // After the workers: nothing schedules deadlines any more. In a forked child the timer's
+  // thread does not exist (timer.hpp, fork): the timer is abandoned, never destroyed.
+  if (forked()) abandon_timer(std::move(timer_));
+  timer_.reset();
 }
 
 bool pool_impl::forked() const noexcept { return fork_generation_ != fork_generation(); }
@@ -150,65 +156,6 @@ void pool_impl::worker_exited() noexcept {
   futex_wake(live_, 1 << 30);
 }
 
-void pool_impl::join_workers() {
-  for (auto& w : workers_) w->join();
-  joined_ = true;
-}
-
-void pool_impl::close() {
-  if (worker* w = current_worker(); w != nullptr && &w->owner_pool() == this) {
-    throw std::logic_error("weft::pool::close() called from one of the pool's own workers: it would wait for itself");
-  }
-  std::lock_guard lock(close_mu_);
-  if (joined_) return;
-  if (forked()) {  // the workers live in the parent only: nothing to drain, nobody to join
-    for (auto& w : workers_) w->abandon();
-    joined_ = true;
-    return;
-  }
-  close_gate();
-  begin_drain();
-  join_workers();
-}
-
-bool pool_impl::close_until(std::chrono::steady_clock::time_point deadline) {
-  if (worker* w = current_worker(); w != nullptr && &w->owner_pool() == this) {
-    throw std::logic_error("weft::pool::close() called from one of the pool's own workers: it would wait for itself");
-  }
-  std::lock_guard lock(close_mu_);
-  if (joined_) return true;
-  if (forked()) {
-    for (auto& w : workers_) w->abandon();
-    joined_ = true;
-    return true;
-  }
-  close_gate();
-  begin_drain();
-  if (wait_for_workers(deadline)) {
-    join_workers();
-    return true;
-  }
-  cancel_everything();
-  return false;  // workers finish (or stay stuck) on their own; close()/~pool joins them
-}
-
-void pool_impl::stop_now() {
-  if (worker* w = current_worker(); w != nullptr && &w->owner_pool() == this) {
-    throw std::logic_error("weft::pool::stop_now() called from one of the pool's own workers: it would wait for itself");
-  }
-  std::lock_guard lock(close_mu_);
-  if (joined_) return;
-  if (forked()) {
-    for (auto& w : workers_) w->abandon();
-    joined_ = true;
-    return;
-  }
-  close_gate();
-  closing_.store(true, std::memory_order_seq_cst);  // seq_cst: S2
-  cancel_everything();
-  join_workers();
-}
-
 timer_service& pool_impl::timer() {
   std::lock_guard lock(timer_mu_);
   if (!timer_) timer_ = std::make_unique<timer_service>(options_.name.substr(0, 10) + ":timer");
@@ -237,11 +184,17 @@ void pool_impl::log(std::string_view line) const noexcept {
 }
 
 void pool_impl::report_exception(std::exception_ptr e) noexcept {
-  try {
-    if (options_.on_task_exception) {
+  if (options_.on_task_exception) {
+    try {
       options_.on_task_exception(e);
-      return;
+    } catch (const std::exception& ex) {  // the handler's own exception, not the task's
+      log(std::string("weft: on_task_exception threw: ") + ex.what());
+    } catch (...) {
+      log("weft: on_task_exception threw an exception not derived from std::exception");
     }
+    return;
+  }
+  try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
     log(std::string("weft: a task threw: ") + ex.what());
@@ -280,6 +233,19 @@ metrics pool_impl::snapshot() const noexcept {
   }
   m.queue_wait = latency_histogram::summarize(wait, wait_max);
   m.run_time = latency_histogram::summarize(run, run_max);
+  // Cancellations delivered while their entries still wait in a queue (submission.hpp,
+  // cancel_ledger): cancelled now, no longer queued. acquire fence: pairs with the release
+  // fence in submission_base::note_popped, so a popper's count read above implies its
+  // `popped` increment is read below (a husk is never counted twice). popped before
+  // delivered: a delivery whose popping we do not see yet is still counted here once.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const std::uint64_t popped = ledger_->popped.load(std::memory_order_relaxed);        // relaxed: see the fence
+  const std::uint64_t delivered = ledger_->delivered.load(std::memory_order_relaxed);  // relaxed: a counter
+  if (delivered > popped) {
+    const std::uint64_t husks = delivered - popped;
+    m.cancelled += husks;
+    m.queued -= std::min(m.queued, husks);
+  }
   return m;
 }
 
@@ -304,6 +270,11 @@ pool::~pool() {
                "join itself). Terminating.");
     std::terminate();
   }
+  if (impl_->stopping_on_this_thread()) {
+    impl_->log("weft: a pool is being destroyed by a cancellation callback that its own stop_now() or "
+               "close(deadline) is delivering; this cannot complete (the pool is in use by that call). Terminating.");
+    std::terminate();
+  }
   // Drain while impl_ is still set: the tasks that run during the drain may call back into
   // this pool (post from a worker, task_group::run, report_unobserved, stats); unique_ptr's
   // reset() nulls impl_ before ~pool_impl runs, so its own close() would be too late.
@@ -311,14 +282,18 @@ pool::~pool() {
   impl_.reset();
 }
 
-void pool::enqueue(detail::task* t) {
-  if (try_enqueue(t) == submit_status::closed) {
-    if (impl_->forked()) {
-      throw pool_closed("weft: this pool was created before fork(); in the child process it has no workers and "
-                        "accepts no tasks");
-    }
-    throw pool_closed();
+namespace {
+[[noreturn]] void throw_closed(const detail::pool_impl& impl) {
+  if (impl.forked()) {
+    throw pool_closed("weft: this pool was created before fork(); in the child process it has no workers and "
+                      "accepts no tasks");
   }
+  throw pool_closed();
+}
+}  // namespace
+
+void pool::enqueue(detail::task* t) {
+  if (try_enqueue(t) == submit_status::closed) throw_closed(*impl_);
 }
 
 submit_status pool::try_enqueue(detail::task* t) {
@@ -346,12 +321,37 @@ submit_status pool::try_enqueue(detail::task* t) {
 
 void pool::enqueue_submission(detail::task* t, const std::shared_ptr<detail::submission_base>& s,
                               const task_options& options) {
+  using steady = std::chrono::steady_clock;
+  // Only a submission with a deadline or a timeout reads the clock.
+  const bool timed = options.timeout != steady::duration::zero() || options.deadline != steady::time_point::max();
+  const steady::time_point now = timed ? steady::now() : steady::time_point{};
   auto deadline = options.deadline;
-  if (options.timeout > std::chrono::steady_clock::duration::zero()) {
-    deadline = std::min(deadline, std::chrono::steady_clock::now() + options.timeout);
+  if (options.timeout != steady::duration::zero()) {  // zero: none; negative: already expired
+    deadline = std::min(deadline, detail::saturating_deadline(now, options.timeout));
+  }
+  const bool has_deadline = deadline != steady::time_point::max();
+  // Before arming and queueing, so that every reader (the timer, the relays, the popper) sees them.
+  s->deadline = deadline;
+  s->ledger = impl_->ledger();
+  if (impl_->closed() || impl_->forked()) {
+    // Rejected before touching the timer (in a forked child it is abandoned: timer.hpp).
+    s->abandon();
+    impl_->count_rejected();
+    detail::discard_task(t);
+    throw_closed(*impl_);
+  }
+  if (has_deadline && deadline <= now) {
+    // Already expired: completed as cancelled here, before post/submit returns (pool.hpp),
+    // and never queued, so no worker can start it. The submission goes straight from queued
+    // to pending to finished on this thread; nothing else can reach it (it is not armed).
+    // Counted before the delivery, so a snapshot taken once the outcome is seen includes it.
+    impl_->count_external(detail::task_result::cancelled);
+    s->accept();
+    detail::cancel_task(t);
+    return;
   }
   try {
-    if (deadline != std::chrono::steady_clock::time_point::max()) impl_->timer().schedule(deadline, s);
+    if (has_deadline) impl_->timer().schedule(deadline, s);
     s->arm(options.stop_token, impl_->stop_token());
   } catch (...) {
     s->abandon();

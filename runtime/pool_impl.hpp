@@ -26,10 +26,27 @@
 //      no queue: the drain would miss it, and the stopping call would return before that
 //      worker completes it). Only a worker that was idle can still take one concurrently; it
 //      completes it as cancelled a moment later. After the tokens fire it drains once more.
+// Several lifecycle calls at once (close, close(deadline), stop_now, ~pool, from any
+// threads). close_mu_ guards only the decisions, never a wait, so a later call can always
+// escalate one in progress (a stop_now during a close() that drains a long task):
+//   L1 Under close_mu_ a call does what nobody has done yet of what it needs: S1+S2 once
+//      (`draining_`); the stopping drain S5+S6 once (`cancel_claimed_`), which it then runs
+//      itself, outside the lock (it delivers cancellations: user callbacks).
+//   L2 Outside the lock it waits for `live_` to reach zero (futex; close(deadline) until
+//      its deadline, then it escalates as in L1 and returns false).
+//   L3 A call that is to return with the workers joined first waits (cv_ on close_mu_) for
+//      a stopping drain another thread claimed to finish, so every future is ready when any
+//      of them returns; then whoever gets there first joins the workers under the lock
+//      (`joined_`). Every worker has left its loop by then (live_ == 0), so the join only
+//      waits for thread exit and does not block an escalation for long.
+// A call on the thread that is running this pool's stopping drain (a cancellation callback
+// calling close or stop_now) would wait for itself in L3: it throws std::logic_error, as a
+// call from one of the pool's workers does.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -44,6 +61,7 @@
 #include "platform.hpp"
 #include "sleep.hpp"
 #include "topology.hpp"
+#include "weft/detail/submission.hpp"
 #include "weft/detail/task.hpp"
 #include "weft/metrics.hpp"
 #include "weft/options.hpp"
@@ -63,6 +81,8 @@ class pool_impl {
   void close();
   bool close_until(std::chrono::steady_clock::time_point deadline);
   void stop_now();
+  // True on the thread running this pool's stopping drain (inside a cancellation callback).
+  bool stopping_on_this_thread() const noexcept;
   // S5 without closing (the base token fired).
   void start_cancelling() noexcept;
 
@@ -90,6 +110,7 @@ class pool_impl {
 
   std::stop_token stop_token() const noexcept { return stop_.get_token(); }
   timer_service& timer();
+  const std::shared_ptr<cancel_ledger>& ledger() const noexcept { return ledger_; }
 
   void report_exception(std::exception_ptr e) noexcept;
   void log(std::string_view line) const noexcept;
@@ -116,7 +137,13 @@ class pool_impl {
   void cancel_everything() noexcept;                 // S5 + S6
   void drain_cancelled() noexcept;                   // S6
   bool wait_for_workers(std::chrono::steady_clock::time_point deadline) noexcept;
+  // The lifecycle calls (L1-L3). `call` names the public call for error messages.
+  bool shut_down(const char* call, bool cancel, std::chrono::steady_clock::time_point deadline);
+  void check_caller(const char* call) const;
+  bool escalate(bool cancel);  // L1, under close_mu_; true: this call claimed the stopping drain
+  void run_stopping_drain() noexcept;
   void join_workers();
+  void join_when_stopped();    // L3
 
   topology topo_;  // first: options_ is resolved against it
   pool_options options_;
@@ -134,8 +161,14 @@ class pool_impl {
   std::atomic<std::uint64_t> ext_completed_{0}, ext_failed_{0}, ext_cancelled_{0}, rejected_{0};
   std::mutex timer_mu_;
   std::unique_ptr<timer_service> timer_;  // guarded by timer_mu_ until created
+  std::shared_ptr<cancel_ledger> ledger_ = std::make_shared<cancel_ledger>();
   std::mutex close_mu_;
-  bool joined_ = false;  // guarded by close_mu_
+  std::condition_variable close_cv_;  // with close_mu_: the stopping drain finished (L3)
+  bool draining_ = false;             // guarded by close_mu_: S1+S2 done
+  bool cancel_claimed_ = false;       // guarded by close_mu_: some call runs or ran S5+S6
+  bool cancel_done_ = false;          // guarded by close_mu_: ... and it has finished
+  bool joined_ = false;               // guarded by close_mu_
+  std::atomic<bool> abandoned_{false};  // in a forked child: the workers' handles were abandoned
   unsigned fork_generation_ = 0;
 };
 

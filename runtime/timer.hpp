@@ -4,6 +4,16 @@
 // the earliest deadline (no thread per deadline, no polling). At a deadline it cancels the
 // submission if it has not started (its outcome becomes "cancelled" at once) and fires its
 // stop token if it is running. A submission that finishes first removes its entry.
+//
+// fork() (runtime/fork.hpp). Every live timer is in a process-wide registry. Around fork the
+// atfork handlers lock the registry and then every timer's mutex, so the child never
+// inherits one locked by a thread it does not have (a submitter scheduling a deadline, the
+// timer thread itself); the parent unlocks them all. The child unlocks them too, but its
+// copies of these timers have no thread (and their condition variable counts a waiter
+// that will never come back, so destroying it would block for ever): every timer inherited
+// by a child is marked abandoned and moved to a list of abandoned timers, never joined,
+// never destroyed. Its owner (a pool created before the fork, unusable in the child) hands
+// it to abandon_timer instead of destroying it.
 #pragma once
 
 #include <chrono>
@@ -30,6 +40,13 @@ class timer_service {
   // Removes s's entry if it is still scheduled.
   void cancel(submission_base& s) noexcept;
 
+  // atfork hooks (see the top of the file), called by runtime/fork.cpp.
+  static void prepare_fork() noexcept;
+  static void after_fork_in_parent() noexcept;
+  static void after_fork_in_child() noexcept;
+  // True for a timer inherited by a forked child.
+  bool abandoned() const noexcept { return abandoned_; }
+
  private:
   struct entry {
     std::chrono::steady_clock::time_point deadline;
@@ -50,6 +67,15 @@ class timer_service {
   std::uint64_t next_seq_ = 0;         // guarded by mu_
   bool stopping_ = false;              // guarded by mu_
   std::thread thread_;                 // started by the first schedule, under mu_
+  // The registry's intrusive links (no allocation in the constructor); guarded by the
+  // registry's mutex. abandoned_ is written only in a forked child, single-threaded.
+  timer_service* prev_ = nullptr;
+  timer_service* next_ = nullptr;
+  bool abandoned_ = false;
 };
+
+// Keeps a timer inherited by a forked child alive for ever instead of destroying it (see
+// the top of the file). Any other timer is simply destroyed.
+void abandon_timer(std::unique_ptr<timer_service> timer) noexcept;
 
 }  // namespace weft::detail

@@ -16,6 +16,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <memory>
 #include <string>
@@ -198,21 +199,35 @@ topology flat_fallback(const std::string& why) {
 }
 
 // The hwloc topology bind_this_thread uses: one for the whole process, unrestricted,
-// loaded on first use (the function-local static's initialisation is thread-safe).
+// loaded on first use. Not a function-local static: its initialisation guard would be held
+// while hwloc loads (milliseconds), and a fork() at that moment, with a worker of a fresh
+// pool loading it, left the guard held for ever in the child, whose own pools' workers
+// then hung in __cxa_guard_acquire. Here two threads that race may both load a topology;
+// one publishes it, the other destroys its own. Pools also load it before starting their
+// workers (prepare_thread_binding), so in practice workers only read it.
 struct binder {
   hwloc_topology_t topo = nullptr;
   std::string error;
 };
 
+// Never destroyed, on purpose: a pool thread may still bind itself while static
+// destructors run at exit. The pointer stays reachable, so leak checkers stay quiet.
+std::atomic<const binder*> the_binder{nullptr};
+
 const binder& process_binder() {
-  // Never destroyed, on purpose: a pool thread may still bind itself while static
-  // destructors run at exit. The pointer stays reachable, so leak checkers stay quiet.
-  static const binder* const instance = [] {
-    auto* b = new binder;
-    b->topo = load_topology(/*restrict_to_binding=*/false, &b->error).release();
-    return b;
-  }();
-  return *instance;
+  // acquire: pairs with the compare_exchange below, so the winner's fields are visible.
+  if (const binder* b = the_binder.load(std::memory_order_acquire)) return *b;
+  auto fresh = std::make_unique<binder>();
+  fresh->topo = load_topology(/*restrict_to_binding=*/false, &fresh->error).release();
+  const binder* expected = nullptr;
+  // acq_rel on success: release publishes our binder. acquire on failure: pairs with the
+  // winner's release, so its fields are visible.
+  if (the_binder.compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+    return *fresh.release();
+  }
+  if (fresh->topo != nullptr) hwloc_topology_destroy(fresh->topo);
+  return *expected;
 }
 
 }  // namespace
@@ -225,6 +240,8 @@ topology discover_topology() {
   if (t.pus.empty()) return flat_fallback("hwloc reported no usable PU");
   return t;
 }
+
+void prepare_thread_binding() { (void)process_binder(); }
 
 bool bind_this_thread(unsigned os_index, std::string* why) {
   std::string ignored;

@@ -66,5 +66,8 @@ std::vector<std::vector<std::vector<unsigned>>> victim_buckets(const topology& t
 
 // Binds the calling thread to one PU. Returns false (and a reason in *why) when it cannot.
 bool bind_this_thread(unsigned os_index, std::string* why);
+// Loads what bind_this_thread needs now, on the calling thread (a pool calls it before
+// starting workers that will bind themselves). Idempotent and thread-safe.
+void prepare_thread_binding();
 
 }  // namespace weft::detail

@@ -23,6 +23,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "weft/detail/deadline.hpp"
 #include "weft/detail/wait.hpp"
 
 namespace weft {
@@ -121,16 +122,17 @@ class future {
 
   void wait() const { check()->wait_until(std::chrono::steady_clock::time_point::max()); }
 
+  // Limits saturate (weft/detail/deadline.hpp): a duration or time point too far away for
+  // steady_clock (duration::max(), time_point::max() of any clock) waits like wait(); a
+  // zero or negative duration, or a time point in the past, only checks readiness.
   template <class Rep, class Period>
   std::future_status wait_for(std::chrono::duration<Rep, Period> d) const {
-    return wait_until(std::chrono::steady_clock::now() + d);
+    return wait_steady(detail::saturating_deadline(std::chrono::steady_clock::now(), d));
   }
 
   template <class Clock, class Duration>
   std::future_status wait_until(std::chrono::time_point<Clock, Duration> t) const {
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - Clock::now());
-    return check()->wait_until(deadline) ? std::future_status::ready : std::future_status::timeout;
+    return wait_steady(detail::steady_deadline(t));
   }
 
   // The value, or the task's exception rethrown. Leaves the future invalid.
@@ -145,6 +147,10 @@ class future {
   friend class promise_access;
   friend class pool;
   explicit future(std::shared_ptr<detail::future_state<T>> s) noexcept : state_(std::move(s)) {}
+
+  std::future_status wait_steady(std::chrono::steady_clock::time_point deadline) const {
+    return check()->wait_until(deadline) ? std::future_status::ready : std::future_status::timeout;
+  }
 
   detail::future_state<T>* check() const {
     if (!state_) throw std::future_error(std::future_errc::no_state);

@@ -15,7 +15,9 @@ struct metrics {
   std::uint64_t running = 0;    // tasks being executed right now (nested help counts once per level)
   std::uint64_t completed = 0;  // tasks that returned normally
   std::uint64_t failed = 0;     // tasks that ended with an exception (delivered to a future or the handler)
-  std::uint64_t cancelled = 0;  // tasks that completed as cancelled without running
+  std::uint64_t cancelled = 0;  // tasks that completed as cancelled without running (counted when
+                                // the cancellation is delivered, also while the task's queue
+                                // entry still waits to be popped: it is no longer `queued` then)
   std::uint64_t rejected = 0;   // submissions refused (closed pool, out of memory)
   std::uint64_t steals = 0;     // tasks taken from another worker's deque
   std::uint64_t parks = 0;      // times a worker went to sleep

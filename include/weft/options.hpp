@@ -12,7 +12,8 @@
 // |                 | (OS indices, as `taskset`/hwloc print them)   | worker i is pinned to pus[i % pus.size()]  |
 // | name            | any; at most 10 characters are kept           | thread names are "<name>:<index>"          |
 // | spin_rounds     | 0 .. 1'000'000                                | 0: park as soon as no work is found        |
-// | deque_capacity  | power of two in [2, 2^30]                     | initial slots of each worker's deque       |
+// | deque_capacity  | power of two in [2, 2^20]                     | initial slots of each worker's deque       |
+// |                 | (2^20: 8 MiB per worker, allocated up front)  | (it grows on demand beyond it)             |
 // | latency_sample_every | any                                      | 0: no latency sampling                     |
 //
 // "Usable cores" is the number of cores in the process's allowed cpuset (taskset, cgroup

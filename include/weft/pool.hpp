@@ -18,9 +18,22 @@
 // Closing stops external submission, runs every task already queued (and every task those
 // tasks spawn), then joins the workers. The destructor calls close().
 //
-// Calling close() or destroying the pool from one of its own workers cannot work (it would
-// wait for itself): close() throws std::logic_error, the destructor reports through the
-// logger and calls std::terminate.
+// Calling close(), close(deadline) or stop_now(), or destroying the pool, from a task running
+// on one of its own workers cannot work (it would wait for itself): the calls throw
+// std::logic_error naming the call, the destructor reports through the logger and calls
+// std::terminate. The same holds on the thread running stop_now() or close(deadline) while
+// it delivers cancellations: an on_done callback it calls (with a cancelled outcome) that
+// calls close(), close(deadline) or stop_now() on the same pool gets std::logic_error (which
+// on_done may catch; if it escapes, it goes to on_task_exception like any exception of
+// on_done); destroying the pool there terminates. Lifecycle calls from different threads
+// never wait for each other's drain: a stop_now() or close(deadline) escalates a close() in
+// progress on another thread, and every call returns once the pool is stopped or joined.
+//
+// Callables. Their destructors (and those of everything they capture) must not throw: a
+// task is destroyed on a worker after it ran or was cancelled, where the exception could
+// only terminate the program. A destructor declared noexcept(false) is rejected at compile
+// time. A callable whose result is kept (submit, post with task_options or on_done) must not
+// return a reference (futures hold values): rejected at compile time, with a message.
 //
 // Exceptions. A task run through submit() delivers its exception to its future. A task run
 // through post() delivers it to pool_options::on_task_exception (default: the logger). No
@@ -35,6 +48,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "weft/detail/deadline.hpp"
 #include "weft/detail/submission.hpp"
 #include "weft/detail/task.hpp"
 #include "weft/errors.hpp"
@@ -120,18 +134,22 @@ class pool {
 
   // ---- lifecycle ----
   // Stops external submission, runs everything queued (and what it spawns), joins the
-  // workers. Idempotent, thread-safe. Throws std::logic_error on one of this pool's workers.
+  // workers. Idempotent, thread-safe. Throws std::logic_error on one of this pool's workers
+  // and inside a cancellation callback that this pool's stop is delivering (see the top).
   void close();
 
-  // As close(), but only until `deadline`: then every task still queued completes as
-  // cancelled (futures get task_cancelled), every running task's stop token fires, and
-  // close returns false without waiting for them. True: everything ran and the workers
+  // As close(), but only until `deadline` (one already past stops at once): then every
+  // task still queued completes as cancelled (futures get task_cancelled), every running
+  // task's stop token fires, and close returns false without waiting for them. True: everything ran and the workers
   // were joined before the deadline. A worker stuck in a task that ignores its stop token
   // keeps running it; a later close() or the destructor waits for it.
   bool close(std::chrono::steady_clock::time_point deadline);
+  // close(timeout) is close(now + timeout), saturated (weft/detail/deadline.hpp): a timeout
+  // too long for steady_clock (duration::max(), years(1000)) is no limit at all, a zero or
+  // negative one a deadline already past.
   template <class Rep, class Period>
   bool close(std::chrono::duration<Rep, Period> timeout) {
-    return close(std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+    return close(detail::saturating_deadline(std::chrono::steady_clock::now(), timeout));
   }
 
   // Stops external submission, fires every running task's stop token, completes every

@@ -12,6 +12,12 @@
 // submission's stop_token, its deadline, the pool's base token (pool_options::stop_token),
 // the pool's stop_now() or close() deadline.
 //
+// Edge values: a deadline already past, or a negative timeout, has expired: the task never
+// runs, and its cancellation is delivered (future ready, on_done called) before submit/post
+// returns, counted in metrics::cancelled. A timeout too long for steady_clock
+// (duration::max()) means no limit. A deadline that passes while the task is queued cancels
+// it at the latest when a worker would start it.
+//
 // Deadlines cost one registration in the pool's timer (a single thread per pool, started on
 // first use, sleeping until the earliest deadline: no thread per deadline, no polling).
 #pragma once
@@ -24,7 +30,8 @@ namespace weft {
 struct task_options {
   std::stop_token stop_token;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-  // Relative alternative to deadline (zero: none). When both are set the earlier one counts.
+  // Relative alternative to deadline (zero: none; negative: already expired; saturating, so
+  // duration::max() is none too). When both are set the earlier one counts.
   std::chrono::steady_clock::duration timeout = std::chrono::steady_clock::duration::zero();
 };
 

@@ -42,7 +42,7 @@ constexpr unsigned kMaxSpin = 256;       // skip valid spin_rounds above this (s
 constexpr std::size_t kMaxCapacity = std::size_t{1} << 16;  // skip larger valid capacities
 constexpr int kLimitWorkers = 4096;      // runtime/options.cpp
 constexpr unsigned kLimitSpin = 1'000'000;
-constexpr std::size_t kLimitCapacity = std::size_t{1} << 30;
+constexpr std::size_t kLimitCapacity = std::size_t{1} << 20;
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {

@@ -106,6 +106,7 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
   static constexpr int first_unrelated = 1 + int{S.outside};
   static constexpr int first_region = first_unrelated + S.unrelated;
   static constexpr int child_id = first_region + S.region;
+  static constexpr int owner_spawns = int{S.outside} + S.unrelated + S.region;
 
   model_worker* workers[W] = {};
   rl::var<int> payload[max_tasks + 1];                   // written by the spawner
@@ -124,6 +125,13 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
   // Stand-ins for the sleep protocol and close() (see the header comment).
   rl::atomic<int> news{0};
   rl::atomic<int> done{0};
+  // Exploration aid, not in the runtime: a thief starts (wakes up for the first time) once
+  // the owner has made `wake_at` spawns, chosen by Relacy's scheduler (rl::rand). Every
+  // choice is an interleaving the pool allows (a parked worker may wake late); without it the
+  // random scheduler, which picks a runnable thread uniformly at every step, almost never
+  // lets the owner get ahead of an eager thief, so states such as "the isolated wait blocks
+  // with the group's outside child still below its floor" would go unvisited.
+  rl::atomic<int> stage{0};
 
   void before() {
     static_assert(S.total() <= max_tasks && S.region >= 1);
@@ -159,6 +167,13 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
     if (index == 0) {
       region_owner();
     } else {
+      const int wake_at = static_cast<int>(rl::rand(owner_spawns + 1));
+      for (;;) {
+        // acquire: pairs with the release increment in advance (no data is read through it).
+        const int s = stage.load(rl::mo_acquire, $);
+        if (s >= wake_at) break;
+        rl::rl_futex(&stage, rl::RL_FUTEX_WAIT, s, nullptr, nullptr, 0, $);
+      }
       run(index);
     }
   }
@@ -166,16 +181,23 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
   // ---- worker 0: the code that holds the lock and opens the region ----
   void region_owner() {
     model_worker& me = *workers[0];
-    if (S.outside) group_run(0, g, 1);  // before the region: untagged, below the floor
+    if (S.outside) {
+      group_run(0, g, 1);  // before the region: untagged, below the floor
+      advance();
+    }
     lock.lock();
     holding = true;
     for (int id = first_unrelated; id < first_region; ++id) {
       payload[id]($) = 10 * id;
       spawn(0, id);
+      advance();
     }
     {  // weft::isolated: isolation_scope's constructor
       const isolation outer = std::exchange(me.iso, isolation{kRegion, me.owner.mark()});
-      for (int id = first_region; id < child_id; ++id) group_run(0, g, id);
+      for (int id = first_region; id < child_id; ++id) {
+        group_run(0, g, id);
+        advance();
+      }
       group_wait(0, g);
       // What the children wrote before completing is visible to the waiter.
       if (S.outside) RL_ASSERT(result[1]($) == 1);
@@ -274,6 +296,11 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
   }
 
   // ---- stand-ins for the sleep protocol and close() ----
+  void advance() {  // the owner made one more spawn (the exploration aid `stage`)
+    // release: pairs with the acquire load of stage in thread().
+    stage.fetch_add(1, rl::mo_release, $);
+    rl::rl_futex(&stage, rl::RL_FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0, $);
+  }
   void notify_work() {
     // release: pairs with the acquire load of news in run, publishing the push before it.
     news.fetch_add(1, rl::mo_release, $);
@@ -436,8 +463,10 @@ constexpr isolation_scenario two_unrelated{false, 2, 2, false};
 constexpr isolation_scenario below_floor{true, 1, 2, false};
 // The same with two unrelated tasks (five tasks: the ring grows twice).
 constexpr isolation_scenario below_floor_2{true, 2, 2, false};
-// The first region task spawns a child and waits for it: an isolated wait wherever it runs.
-constexpr isolation_scenario nested{false, 1, 2, true};
+// The first region task spawns a child and waits for it: an isolated wait wherever it runs,
+// which blocks where the other thief took the child. (No unrelated task: the thief that
+// stole it would block on the lock, and the child could then only be run by the waiter.)
+constexpr isolation_scenario nested{true, 0, 2, true};
 
 template <class Suite>
 bool simulate(rl::test_params& p) {

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <latch>
 #include <memory>
 #include <string>
 #include <thread>
@@ -75,12 +76,12 @@ weft::pool_options small_pool(int workers) {
 
 // Forks; the child runs fn and exits with its result (0 = pass). Returns a description of
 // how the child ended: "exit 0" is success.
-std::string run_in_child(const std::function<int()>& fn) {
+std::string run_in_child(const std::function<int()>& fn, std::chrono::seconds limit = kChildLimit) {
   std::fflush(nullptr);
   const pid_t pid = fork();
   if (pid < 0) return std::string("fork failed: ") + std::strerror(errno);
   if (pid == 0) {
-    alarm(static_cast<unsigned>(kChildLimit.count()) + 10);  // backstop: SIGALRM kills the child
+    alarm(static_cast<unsigned>(limit.count()) + 10);  // backstop: SIGALRM kills the child
     int code = 90;
     try {
       code = fn();
@@ -92,7 +93,7 @@ std::string run_in_child(const std::function<int()>& fn) {
     }
     _exit(code);
   }
-  const auto deadline = clock_type::now() + kChildLimit;
+  const auto deadline = clock_type::now() + limit;
   int status = 0;
   for (;;) {
     const pid_t r = waitpid(pid, &status, WNOHANG);
@@ -101,7 +102,7 @@ std::string run_in_child(const std::function<int()>& fn) {
     if (clock_type::now() >= deadline) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
-      return "child hung (killed after " + std::to_string(kChildLimit.count()) + " s)";
+      return "child hung (killed after " + std::to_string(limit.count()) + " s)";
     }
     std::this_thread::sleep_for(2ms);
   }
@@ -308,6 +309,9 @@ TEST(Fork, PoolCreatedInChildIsForkAwareToo) {
   const std::string child = run_in_child([] {
     weft::pool p(small_pool(2));
     CHILD_CHECK(p.submit([] { return 3; }).get() == 3, 40);
+    // Under the sanitizers, let the workers finish freeing the task and park before the
+    // fork (their allocators are not fork-safe: see the top of the file).
+    if (!kForkSafeAllocator) std::this_thread::sleep_for(20ms);
     const std::string grandchild = run_in_child([&] {
       CHILD_CHECK(p.try_post([] {}) == weft::submit_status::closed, 41);
       return use_a_new_pool();
@@ -320,6 +324,162 @@ TEST(Fork, PoolCreatedInChildIsForkAwareToo) {
     return 0;
   });
   EXPECT_EQ(child, "exit 0");
+}
+
+// ---- deadlines (each pool's timer thread) and the first moments of a pool ----
+
+weft::task_options timeout_of(clock_type::duration d) {
+  weft::task_options o;
+  o.timeout = d;
+  return o;
+}
+
+// In a child: a pool created there uses deadlines (its own timer thread) and is destroyed.
+int use_deadlines_in_a_new_pool() {
+  if (!kThreadsInChild) return 0;  // use_a_new_pool says why
+  weft::pool p(small_pool(2));
+  CHILD_CHECK(p.submit([] { return 6; }, timeout_of(10s)).get() == 6, 60);
+  auto late = p.submit([](std::stop_token st) {
+    while (!st.stop_requested()) std::this_thread::sleep_for(200us);
+    return 1;
+  }, timeout_of(5ms));
+  // The deadline fires its token, or cancels it if it passes before the task starts.
+  CHILD_CHECK(late.wait_for(5s) == std::future_status::ready, 61);
+  try {
+    CHILD_CHECK(late.get() == 1, 61);
+  } catch (const weft::task_cancelled&) {
+  }
+  return 0;
+}
+
+// A child destroying a pool that had used a deadline: the pool's timer thread lives in the
+// parent only, so the child must abandon the timer, not join it (which aborted with
+// "std::thread::join: No such process").
+TEST(Fork, ChildDestroysAPoolWhoseTimerRan) {
+  auto parent_pool = std::make_unique<weft::pool>(small_pool(2));
+  // Deadlines: the timer thread starts and is parked waiting for the next one.
+  EXPECT_EQ(parent_pool->submit([] { return 1; }, timeout_of(10s)).get(), 1);
+  auto pending = parent_pool->submit([] { return 2; }, timeout_of(60s));  // an entry stays armed
+  EXPECT_EQ(pending.get(), 2);
+  auto armed = std::make_shared<std::stop_source>();
+  const std::string child = run_in_child([&]() -> int {
+    try {
+      (void)parent_pool->submit([] { return 1; }, timeout_of(1s));
+      CHILD_CHECK(!"submit with a deadline on the parent's pool did not throw", 62);
+    } catch (const weft::pool_closed&) {
+    }
+    const auto t0 = clock_type::now();
+    parent_pool.reset();
+    CHILD_CHECK(clock_type::now() - t0 < 2s, 63);
+    return use_deadlines_in_a_new_pool();
+  }, 10s);
+  EXPECT_EQ(child, "exit 0");
+  EXPECT_EQ(parent_pool->submit([] { return 3; }, timeout_of(10s)).get(), 3);  // untouched here
+}
+
+// fork() while other threads submit with deadlines: a submitter (or the timer thread) may
+// hold the timer's mutex at that instant; the atfork handlers keep the child from
+// inheriting it locked. The child then submits to the parent's pool with a deadline
+// (rejected: pool_closed), destroys it, and uses deadlines in a pool of its own.
+TEST(Fork, ForkWhileOtherThreadsSubmitWithDeadlines) {
+  if (!kForkSafeAllocator) GTEST_SKIP() << "the sanitizer's allocator is not fork-safe (see the top of the file)";
+  auto p = std::make_unique<weft::pool>(small_pool(2));
+  std::atomic<bool> stop{false};
+  std::atomic<long> submitted{0};
+  std::vector<std::thread> submitters;
+  for (int t = 0; t < 2; ++t) {
+    submitters.emplace_back([&, t] {
+      std::vector<weft::future<int>> fs;
+      while (!stop.load()) {
+        // Deadlines that pass (the timer thread cancels or fires) and some that do not.
+        fs.push_back(p->submit([] { return 1; }, timeout_of(t == 0 ? std::chrono::microseconds(50) : 10s)));
+        submitted.fetch_add(1);
+        if (fs.size() > 64) {
+          for (auto& f : fs) f.wait();
+          fs.clear();
+        }
+      }
+      for (auto& f : fs) f.wait();
+    });
+  }
+  const int forks = 10;
+  for (int i = 0; i < forks; ++i) {
+    std::this_thread::sleep_for(3ms);
+    const std::string child = run_in_child([&]() -> int {
+      try {
+        (void)p->submit([] { return 1; }, timeout_of(1s));
+        CHILD_CHECK(!"submit with a deadline on the parent's pool did not throw", 64);
+      } catch (const weft::pool_closed&) {
+      }
+      p.reset();
+      return use_deadlines_in_a_new_pool();
+    }, 5s);
+    EXPECT_EQ(child, "exit 0") << "fork " << i;
+  }
+  stop.store(true);
+  for (auto& t : submitters) t.join();
+  EXPECT_GT(submitted.load(), 0);
+  p->close();
+}
+
+// fork() while another thread of the parent is inside close() of a pool (waiting for its
+// drain): the child's lifecycle calls on that pool return at once. They used to take the
+// pool's close mutex, which the fork caught held by the closing thread.
+TEST(Fork, ChildClosesAPoolThatAParentThreadIsClosing) {
+  auto p = std::make_unique<weft::pool>(small_pool(1));
+  std::atomic<bool> release{false};
+  std::latch running(1);
+  p->post([&] {
+    running.count_down();
+    while (!release.load()) std::this_thread::sleep_for(200us);
+  });
+  running.wait();
+  std::thread closer([&] { p->close(); });
+  while (!p->closed()) std::this_thread::sleep_for(100us);
+  std::this_thread::sleep_for(5ms);  // the closer now waits for the drain
+  const std::string child = run_in_child([&]() -> int {
+    const auto t0 = clock_type::now();
+    p->close();
+    CHILD_CHECK(p->close(clock_type::now() + 1s), 80);
+    p->stop_now();
+    p.reset();
+    CHILD_CHECK(clock_type::now() - t0 < 2s, 81);
+    return 0;
+  }, 5s);
+  release.store(true);
+  closer.join();
+  EXPECT_EQ(child, "exit 0");
+}
+
+// fork() within the first milliseconds of a pool's life, while its workers start (and pin
+// themselves): nothing they initialise then may leave a lock or a static's guard held in
+// the child, whose own pools must start and run. Several rounds: the window is short.
+TEST(Fork, ForkRightAfterTheFirstPool) {
+  if (!kThreadsInChild) GTEST_SKIP() << "ThreadSanitizer cannot start threads in a forked child";
+  if (!kForkSafeAllocator) GTEST_SKIP() << "the sanitizer's allocator is not fork-safe (see the top of the file)";
+  // Each round in a fresh process of its own (a grandchild), so that the pool really is
+  // the process's first.
+  for (int round = 0; round < 12; ++round) {
+    const std::string outer = run_in_child([round]() -> int {
+      weft::pool_options o = small_pool(2);
+      o.pinning = weft::pin_policy::compact;  // workers bind themselves as they start
+      weft::pool first(o);
+      std::this_thread::sleep_for(std::chrono::microseconds(250 * (round % 8)));
+      const std::string inner = run_in_child([] {
+        weft::pool_options o2 = small_pool(2);
+        o2.pinning = weft::pin_policy::compact;
+        weft::pool mine(o2);
+        CHILD_CHECK(mine.submit([] { return 8; }).get() == 8, 70);
+        return 0;
+      }, 3s);
+      if (inner != "exit 0") {
+        std::fprintf(stderr, "grandchild: %s\n", inner.c_str());
+        return 71;
+      }
+      return 0;
+    }, 8s);
+    EXPECT_EQ(outer, "exit 0") << "round " << round;
+  }
 }
 
 }  // namespace

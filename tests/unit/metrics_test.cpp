@@ -112,6 +112,33 @@ TEST_P(MetricsTest, CancelledIsExact) {
   EXPECT_EQ(m.rejected, 0u);
 }
 
+// A cancellation delivered while the task still waits in a queue (a token fired, a deadline
+// passed) is counted as cancelled, and no longer as queued, when it is delivered, not when
+// some worker later pops what is left of it; and it is still counted once in the end.
+TEST_P(MetricsTest, CancellationsCountWhenDeliveredNotWhenPopped) {
+  constexpr int kByToken = 12, kByDeadline = 8, kPlain = 5;
+  weft::pool p(options());
+  std::stop_source later;
+  std::vector<weft::future<void>> by_deadline;
+  {
+    worker_blocker blocked(p, workers());
+    for (int i = 0; i < kByToken; ++i) p.post([] {}, [](weft::outcome<void>) {}, token_of(later.get_token()));
+    for (int i = 0; i < kByDeadline; ++i) by_deadline.push_back(p.submit([] {}, timeout_of(2ms)));
+    for (int i = 0; i < kPlain; ++i) p.post([] {});
+    later.request_stop();  // delivered here, on this thread, before it returns
+    for (auto& f : by_deadline) ASSERT_EQ(f.wait_for(kHang), std::future_status::ready);
+    const weft::metrics m = p.stats();  // the workers are still blocked: nothing was popped
+    EXPECT_EQ(m.cancelled, static_cast<std::uint64_t>(kByToken + kByDeadline));
+    EXPECT_EQ(m.queued, static_cast<std::uint64_t>(kPlain)) << "cancelled tasks still counted as queued";
+    EXPECT_EQ(m.completed, 0u);
+  }
+  p.close();
+  const weft::metrics m = p.stats();
+  EXPECT_EQ(m.cancelled, static_cast<std::uint64_t>(kByToken + kByDeadline)) << "counted twice once popped?";
+  EXPECT_EQ(m.completed, static_cast<std::uint64_t>(workers() + kPlain));
+  EXPECT_EQ(m.queued, 0u);
+}
+
 // Every way of submitting to a closed pool is rejected and counted once.
 TEST_P(MetricsTest, RejectedIsExact) {
   weft::pool p(options());

@@ -152,6 +152,10 @@ TEST_P(InvalidOptionTest, ThrowsInvalidArgumentNamingTheOption) {
     FAIL() << "constructed a pool with invalid options (" << GetParam().label << ")";
   } catch (const std::invalid_argument& e) {
     EXPECT_TRUE(names_option(e.what(), GetParam().option)) << "what(): " << e.what();
+    // Every option error, the PU checks of the pinning plan included, names the field the
+    // same way: weft::pool_options::<field>.
+    EXPECT_NE(std::string(e.what()).find(std::string("weft::pool_options::") + GetParam().option), std::string::npos)
+        << "what(): " << e.what();
   }
 }
 
@@ -166,6 +170,9 @@ INSTANTIATE_TEST_SUITE_P(
         invalid_case{"deque_capacity_one", "deque_capacity", [](auto& o) { o.deque_capacity = 1; }},
         invalid_case{"deque_capacity_not_pow2", "deque_capacity", [](auto& o) { o.deque_capacity = 3; }},
         invalid_case{"deque_capacity_2pow31", "deque_capacity", [](auto& o) { o.deque_capacity = std::size_t{1} << 31; }},
+        // 2^30 used to be documented as valid and could not be allocated (8 GiB per worker).
+        invalid_case{"deque_capacity_2pow21", "deque_capacity", [](auto& o) { o.deque_capacity = std::size_t{1} << 21; }},
+        invalid_case{"deque_capacity_2pow30", "deque_capacity", [](auto& o) { o.deque_capacity = std::size_t{1} << 30; }},
         invalid_case{"spin_rounds_huge", "spin_rounds", [](auto& o) { o.spin_rounds = 2'000'000; }},
         invalid_case{"explicit_empty_pus", "pus", [](auto& o) { o.pinning = weft::pin_policy::explicit_list; }},
         invalid_case{"explicit_duplicate_pus", "pus",
@@ -191,8 +198,8 @@ INSTANTIATE_TEST_SUITE_P(
                      }}),
     [](const auto& info) { return std::string(info.param.label); });
 
-// The lower edges of the valid ranges are accepted. (The upper edges are not constructed:
-// a 2^30-slot deque per worker is 8 GiB, and a million spin rounds keeps close() waiting.)
+// The lower edges of the valid ranges are accepted. (The upper edge of spin_rounds is not
+// constructed: a million spin rounds keeps close() waiting; deque_capacity's is, below.)
 TEST(ValidOptionTest, LowerEdgeValuesConstruct) {
   weft::pool_options o;
   o.workers = 2;
@@ -206,6 +213,15 @@ TEST(ValidOptionTest, LowerEdgeValuesConstruct) {
    }).get();
   p.close();
   EXPECT_EQ(ran.load(), 100);
+}
+
+// The largest valid deque_capacity (2^20 slots, 8 MiB per worker) constructs and runs.
+TEST(ValidOptionTest, LargestDequeCapacityConstructs) {
+  weft::pool_options o;
+  o.workers = 2;
+  o.deque_capacity = std::size_t{1} << 20;
+  weft::pool p(o);
+  EXPECT_EQ(p.submit([] { return 7; }).get(), 7);
 }
 
 // ---- environment ----

@@ -185,6 +185,20 @@ TEST_P(PoolTest, DefaultHandlerLogsThroughTheLogger) {
   EXPECT_EQ(p.stats().failed, 2u);
 }
 
+// A handler that throws is reported as the handler's failure, not as another task's.
+TEST_P(PoolTest, ThrowingExceptionHandlerIsLoggedAsSuch) {
+  log_capture log;
+  weft::pool_options o = options();
+  o.logger = log.sink();
+  o.on_task_exception = [](std::exception_ptr) { throw std::runtime_error("handler-broke-4711"); };
+  weft::pool p(o);
+  p.post([] { throw std::runtime_error("task-broke"); });
+  p.close();
+  EXPECT_TRUE(log.mentions("weft: on_task_exception threw: handler-broke-4711"));
+  EXPECT_FALSE(log.mentions("a task threw: handler-broke-4711")) << "the handler's exception blamed on a task";
+  EXPECT_EQ(p.stats().failed, 1u);
+}
+
 TEST_P(PoolTest, AfterCloseCallablesAreDestroyedWithoutRunning) {
   weft::pool p(options());
   p.close();

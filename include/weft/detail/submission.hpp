@@ -20,6 +20,21 @@
 //
 // The task's std::stop_token comes from `source_`, which the submission's own token, the
 // deadline and the pool's token all fire.
+//
+// A deadline is also checked when a worker pops the task (run): one that has passed cancels
+// it instead of running it, whether or not the timer thread has got to it yet. Only
+// submissions with a deadline read the clock there.
+//
+// Metrics (cancel_ledger). The thread that pops a submission's queue entry counts the task
+// (completed, failed or cancelled), as for every task. A cancellation delivered while the
+// entry still waits in a queue (a token, the deadline, accept() of an early one) would
+// then show up in metrics only when some worker pops the husk, maybe much later; so the
+// delivering thread also counts it in the ledger (`delivered`), and the popper of such a
+// husk counts it out again (`popped`). pool_impl::snapshot adds delivered - popped to
+// `cancelled` and subtracts it from `queued`. Who is which: the popper is whoever runs or
+// cancels the task block (run, cancel_popped); every other delivery is from outside. Each
+// entry is popped exactly once and its cancellation delivered at most once, so once the
+// queues are empty delivered == popped and every task is counted exactly once.
 #pragma once
 
 #include <atomic>
@@ -44,6 +59,14 @@ class pool;
 
 namespace weft::detail {
 
+// Cancellations delivered while their queue entry was still queued, for the pool's metrics
+// (see the top of the file). One per pool, shared with its submissions (a submission can
+// outlive its pool: a token may fire in a forked child whose pool discarded its entries).
+struct cancel_ledger {
+  std::atomic<std::uint64_t> delivered{0};  // by a thread other than the entry's popper
+  std::atomic<std::uint64_t> popped{0};     // such entries popped since
+};
+
 // The result type of f() or f(std::stop_token).
 template <class F>
 struct task_result_of {
@@ -56,6 +79,12 @@ struct task_result_of {
     }
   }
   using type = typename decltype(probe())::type;
+  // std::future supports future<T&>; weft's futures and outcomes hold values (std::optional),
+  // and a reference would fail deep inside <optional>. Say so here instead.
+  static_assert(!std::is_reference_v<type>,
+                "weft: a task whose result is kept (submit, or post with task_options or on_done) cannot return "
+                "a reference: weft::future and weft::outcome hold values. Return a value, a pointer or a "
+                "std::reference_wrapper instead");
 };
 template <class F>
 using task_result_t = typename task_result_of<std::decay_t<F>>::type;
@@ -101,26 +130,17 @@ class submission_base : public std::enable_shared_from_this<submission_base> {
     }
     return false;
   }
-  // Cancels a submission that has not started. Safe from any thread, any number of times.
-  void try_cancel() noexcept {
-    std::uint8_t s = state_.load(std::memory_order_relaxed);  // relaxed: see try_start
-    for (;;) {
-      if (s == kQueued) {
-        // acq_rel: see try_start. accept() or abandon() will settle it.
-        if (state_.compare_exchange_weak(s, kCancelledEarly, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-          return;
-        }
-      } else if (s == kPending) {
-        // acq_rel: see try_start; the winner alone delivers.
-        if (state_.compare_exchange_weak(s, kFinished, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-          release_deadline();
-          deliver_cancelled();
-          return;
-        }
-      } else {
-        return;  // running, finished, or already cancelled_early
-      }
-    }
+  // Cancels a submission that has not started, from outside its queue entry (a token, the
+  // deadline). Safe from any thread, any number of times.
+  void try_cancel() noexcept { (void)cancel_unstarted(/*popper=*/false); }
+  // The same, by the thread that popped the entry (a cancelled pool, a passed deadline): the
+  // task is counted by that thread, so a cancellation someone else delivered leaves the ledger.
+  void cancel_popped() noexcept {
+    if (!cancel_unstarted(/*popper=*/true)) note_popped();
+  }
+  // True when the deadline has passed (checked when a worker starts the task).
+  bool past_deadline() const noexcept {
+    return deadline != std::chrono::steady_clock::time_point::max() && std::chrono::steady_clock::now() >= deadline;
   }
   // The enqueue succeeded: queued -> pending, or deliver a cancellation recorded meanwhile.
   void accept() noexcept {
@@ -131,6 +151,7 @@ class submission_base : public std::enable_shared_from_this<submission_base> {
     // acq_rel: see try_start.
     if (state_.compare_exchange_strong(s, kFinished, std::memory_order_acq_rel)) {
       release_deadline();
+      note_delivered();  // the entry is in a queue or popped already: either way not by us
       deliver_cancelled();
     }
     // else a worker has already started it (queued -> running).
@@ -154,9 +175,23 @@ class submission_base : public std::enable_shared_from_this<submission_base> {
   // Deadline bookkeeping, owned by the pool's timer (runtime/timer.cpp).
   void* timer_entry = nullptr;  // guarded by the timer's mutex
   void* timer = nullptr;        // set once before the entry is scheduled
+  // Set once by the pool before the submission is armed or queued (enqueue_submission);
+  // the enqueue orders these writes before any reader.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::shared_ptr<cancel_ledger> ledger;  // null: not counted (no pool metrics to keep)
 
  protected:
   virtual void deliver_cancelled() noexcept = 0;
+  // Popper side of the ledger: this entry's cancellation was delivered by someone else.
+  void note_popped() noexcept {
+    if (!ledger) return;
+    ledger->popped.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter; ordered by the fence
+    // release fence: pairs with the acquire fence in pool_impl::snapshot, between its
+    // reading of the per-thread counters and of the ledger. The popper counts this task
+    // (relaxed) after returning; a snapshot that sees that count then also sees this
+    // increment, so the husk is never counted by both.
+    std::atomic_thread_fence(std::memory_order_release);
+  }
   // After running: mark finished and drop the deadline.
   void finish() noexcept {
     // release: nothing reads the state for data; ordering with try_cancel is via the CAS
@@ -167,6 +202,35 @@ class submission_base : public std::enable_shared_from_this<submission_base> {
 
  private:
   static constexpr std::uint8_t kQueued = 0, kCancelledEarly = 1, kPending = 2, kRunning = 3, kFinished = 4;
+
+  // queued -> cancelled_early, or pending -> finished delivering the cancellation. True when
+  // this call delivered it.
+  bool cancel_unstarted(bool popper) noexcept {
+    std::uint8_t s = state_.load(std::memory_order_relaxed);  // relaxed: see try_start
+    for (;;) {
+      if (s == kQueued) {
+        // acq_rel: see try_start. accept() or abandon() will settle it.
+        if (state_.compare_exchange_weak(s, kCancelledEarly, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+          return false;
+        }
+      } else if (s == kPending) {
+        // acq_rel: see try_start; the winner alone delivers.
+        if (state_.compare_exchange_weak(s, kFinished, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+          release_deadline();
+          if (!popper) note_delivered();
+          deliver_cancelled();
+          return true;
+        }
+      } else {
+        return false;  // running, finished, or already cancelled_early
+      }
+    }
+  }
+  // Delivering side of the ledger; before the delivery, so that whoever sees the outcome
+  // (the future's acquire of its ready flag) and then takes a snapshot sees the count.
+  void note_delivered() noexcept {
+    if (ledger) ledger->delivered.fetch_add(1, std::memory_order_relaxed);  // relaxed: ordered by the delivery
+  }
 
   // Runs on the thread that fires the token. It holds a reference while it works: the worker
   // that consumes the task may drop the last other one at the same moment, and destroying
@@ -219,7 +283,14 @@ class submission final : public submission_base {
       : f_(std::move(f)), done_(std::move(done)), report_(std::move(report)) {}
 
   task_result run() noexcept {
-    if (!try_start()) return task_result::cancelled;
+    if (past_deadline()) {  // the timer thread may not have got to it yet
+      cancel_popped();
+      return task_result::cancelled;
+    }
+    if (!try_start()) {  // cancelled while queued: delivered by someone else
+      note_popped();
+      return task_result::cancelled;
+    }
     outcome<R> o = capture<R>(f_, token());
     const bool ok = o.has_value();
     finish();
@@ -247,7 +318,7 @@ template <class S>
 struct submission_task {
   std::shared_ptr<S> s;
   task_result operator()() noexcept { return s->run(); }
-  void cancel() noexcept { s->try_cancel(); }
+  void cancel() noexcept { s->cancel_popped(); }
 };
 
 }  // namespace weft::detail

@@ -112,9 +112,18 @@ task_result exec_boxed(task* t, task_mode mode) {
 }
 
 // Builds a task block holding `body`. Throws std::bad_alloc (nothing leaks).
+// The body (a task's callable and its captures) must not throw from its destructor: it is
+// destroyed inside exec_inline/exec_boxed, on a worker, after the task ran or was
+// cancelled, where an exception has nowhere to go (std::terminate). A destructor declared
+// noexcept(false) is rejected here; one that is implicitly noexcept and throws anyway
+// terminates.
 template <class Body>
 task* make_task(Body&& body) {
   using B = std::decay_t<Body>;
+  static_assert(std::is_nothrow_destructible_v<B>,
+                "weft: a task's callable (including everything it captures) must have a non-throwing destructor: "
+                "it is destroyed on a worker after the task ran, where an exception could only terminate the "
+                "program");
   task* t = allocate_task();
   t->isolation = 0;
   t->scope = nullptr;
@@ -132,6 +141,13 @@ task* make_task(Body&& body) {
     t->exec = &exec_boxed<B>;
   }
   return t;
+}
+
+// Completes a task that never ran as cancelled (task_mode::cancel: a future gets
+// task_cancelled, an on_done its cancellation), destroys it and frees its block.
+inline void cancel_task(task* t) noexcept {
+  t->exec(t, task_mode::cancel);
+  free_task(t);
 }
 
 // Destroys a task whose submission was rejected (it never ran), and frees its block.
