@@ -45,6 +45,12 @@ struct bounds {
 };
 constinit thread_local bounds current;
 
+std::size_t reserve_for(std::size_t size) noexcept;
+void set_current(bounds b) noexcept {
+  current = b;
+  stack_limit = b.lo + reserve_for(b.size);
+}
+
 bounds thread_stack() noexcept {
   bounds b;
   pthread_attr_t attr;
@@ -145,15 +151,15 @@ void entry() noexcept {
 
 }  // namespace
 
-bool stack_low() noexcept {
-  bounds& b = current;
-  if (b.size == 0) [[unlikely]] b = thread_stack();
-  const auto here = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
-  return here < b.lo + reserve_for(b.size);
+constinit thread_local std::uintptr_t stack_limit = 0;
+
+bool stack_low_slow() noexcept {
+  if (current.size == 0) set_current(thread_stack());
+  return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) < stack_limit;
 }
 
 bool run_on_fresh_stack(void (*fn)(void*), void* arg) noexcept {
-  if (current.size == 0) current = thread_stack();
+  if (current.size == 0) set_current(thread_stack());
   const bounds outer = current;
   segment seg;
   if (!take_segment(seg, std::max(outer.size, kDefaultStack))) return false;
@@ -169,7 +175,7 @@ bool run_on_fresh_stack(void (*fn)(void*), void* arg) noexcept {
   makecontext(&self, &entry, 0);
   call c{fn, arg, &back, &self, nullptr, 0, nullptr};
   pending = &c;
-  current = bounds{reinterpret_cast<std::uintptr_t>(seg.lo()), seg.usable()};
+  set_current(bounds{reinterpret_cast<std::uintptr_t>(seg.lo()), seg.usable()});
 #ifdef WEFT_TSAN
   c.tsan_back = __tsan_get_current_fiber();
   void* fiber = __tsan_create_fiber(0);
@@ -186,7 +192,7 @@ bool run_on_fresh_stack(void (*fn)(void*), void* arg) noexcept {
 #ifdef WEFT_TSAN
   __tsan_destroy_fiber(fiber);
 #endif
-  current = outer;
+  set_current(outer);
   give_segment(seg);
   return true;
 }

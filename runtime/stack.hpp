@@ -18,11 +18,22 @@
 // every switch (ASan's and TSan's fiber interfaces), so they follow the segments.
 #pragma once
 
+#include <cstdint>
+
 namespace weft::detail {
+
+// The lowest frame address with the reserve still left on the calling thread's current
+// stack or segment; 0 until first computed (stack.cpp).
+extern constinit thread_local std::uintptr_t stack_limit;
+bool stack_low_slow() noexcept;
 
 // True when the calling thread's current stack (or segment) has less than the reserve
 // left: max(256 KiB, a quarter of the stack's size).
-bool stack_low() noexcept;
+inline bool stack_low() noexcept {
+  const std::uintptr_t limit = stack_limit;
+  if (limit == 0) [[unlikely]] return stack_low_slow();
+  return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) < limit;
+}
 
 // Runs fn(arg) on a fresh stack segment of the calling thread and returns when it returns.
 // fn must not throw. False (fn not called) when no segment could be mapped: the caller

@@ -81,9 +81,12 @@ void group_context::cancel() noexcept {
 }
 
 void group_context::reset_cancelled() noexcept {
-  // relaxed both: no child runs and no other thread uses the group (the caller's wait
-  // acquired every child's completion).
-  if (cancelled.exchange(false, std::memory_order_relaxed)) cancelled_groups.fetch_sub(1, std::memory_order_relaxed);
+  // relaxed all: no child runs and no other thread uses the group (the caller's wait
+  // acquired every child's completion). A load first: no RMW on the common path.
+  if (cancelled.load(std::memory_order_relaxed)) {
+    cancelled.store(false, std::memory_order_relaxed);
+    cancelled_groups.fetch_sub(1, std::memory_order_relaxed);
+  }
 }
 
 void group_context::destroy_link_slow() noexcept {
