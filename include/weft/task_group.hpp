@@ -201,7 +201,7 @@ class task_group {
   };
 
   bool on_home() const noexcept { return home_ != nullptr && detail::tls_worker == home_; }
-  bool counts_locally() const noexcept { return !arrived_ && on_home(); }
+  bool counts_locally() const noexcept { return on_home() && !arrived_; }  // arrived_: home only
   std::int64_t remote_count() const noexcept {
     // acquire: pairs with the release half of finish_one's decrement, so the effects of
     // children finished elsewhere are visible once the count reads zero.

@@ -16,7 +16,8 @@
 //   isolation_scope (the tag and the floor):                              isolation.cpp
 //   wait_on_worker, wait_isolated, block_until, enlist/delist,
 //     notify_address / notify_address_slow:                               wait.cpp, wait.hpp
-//   task_group::run, wait, idle, finish_one:                              task_group.hpp/.cpp
+//   task_group::run, count_one, finish_one, remote_count, done, join (J1-J5, the
+//     local/remote counts and the waiter bit), help_own:              task_group.hpp/.cpp, wait.cpp
 //
 // Scenarios can add (a) a child of the awaited group spawned *before* the lock and the region,
 // untagged and so below the floor, which the isolated wait may not run and must leave to a
@@ -35,6 +36,8 @@
 // wait here is inside the region; sleep_model.cpp has the other), stack segments
 // (run_nested runs the task here), deadlines, the 64-step spin of block_until (one check of
 // the predicate), random victim order, bad_alloc on growth, nested regions, exceptions.
+// One thing is added that is not in the runtime: each thief first waits until the owner has
+// made a number of spawns that Relacy chooses (`stage`, an exploration aid, see there).
 //
 // Checked, beyond Relacy's own data-race / leak / deadlock detection:
 //   - I3: a worker inside the region runs only tasks of the region; in particular the owner
@@ -49,8 +52,10 @@
 //   neg_batch_takes_tagged              steal_more claims with plain steal: a region task is
 //                                       batch-moved behind the unrelated task the thief runs
 //                                       first, which blocks on the lock: deadlock (I4);
-//   neg_isolated_wait_runs_below_floor  wait_isolated pops without the floor: the owner runs
-//                                       an unrelated task while it holds the lock (I2, I3).
+//   neg_isolated_wait_runs_below_floor  the isolated wait (help_own before the join's arrival,
+//                                       wait_isolated after it) pops without the floor: the
+//                                       owner runs an unrelated task while it holds the lock
+//                                       (I2, I3).
 #include "model_main.hpp"  // first: includes relacy_sync.hpp
 
 #include <algorithm>
@@ -112,10 +117,20 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
   rl::var<int> payload[max_tasks + 1];                   // written by the spawner
   rl::var<std::uintptr_t> task_isolation[max_tasks + 1];  // task::isolation, written by spawn
   rl::var<int> result[max_tasks + 1];                    // written by a group's child
+  rl::var<bool> child_local[max_tasks + 1];              // task_group::child::local
   int ran[max_tasks + 1] = {};  // test bookkeeping: Relacy runs every thread on one OS thread
   rl_mutex lock;                // the lock the region's owner holds
   bool holding = false;         // worker 0 only: it holds `lock`
-  rl::atomic<int> pending[2];   // task_group::pending_ of g and h
+  // task_group's join state (task_group.hpp) for g and h. rl::var where the runtime says
+  // "home worker only" or "const", so that Relacy reports any other access as a race.
+  struct group_state {
+    rl::var<unsigned> home;     // home_: the creating worker (every group here has one)
+    rl::var<std::int64_t> local;  // local_: home only
+    rl::var<bool> arrived;      // arrived_: home only
+    rl::atomic<std::int64_t> remote;  // remote_: 2 * count, bit 0 = a waiter has arrived
+  } groups[2];
+  static constexpr std::int64_t kOne = 2;     // task_group::kOne
+  static constexpr std::int64_t kWaiter = 1;  // task_group::kWaiter
   // The address-wait table (wait.cpp), one bucket: both groups' keys hash to it.
   rl_mutex bucket_mu;
   rl::atomic<unsigned> bucket_waiters{0};
@@ -124,7 +139,7 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
   rl::atomic<int> node_epoch[W];  // wait_node::epoch of worker w's node
   // Stand-ins for the sleep protocol and close() (see the header comment).
   rl::atomic<int> news{0};
-  rl::atomic<int> done{0};
+  rl::atomic<int> finished{0};  // tasks that ran
   // Exploration aid, not in the runtime: a thief starts (wakes up for the first time) once
   // the owner has made `wake_at` spawns, chosen by Relacy's scheduler (rl::rand). Every
   // choice is an interleaving the pool allows (a parked worker may wake late); without it the
@@ -135,7 +150,12 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
 
   void before() {
     static_assert(S.total() <= max_tasks && S.region >= 1);
-    for (auto& p : pending) p.store(0, rl::mo_relaxed, $);   // relaxed: before the threads start
+    for (group_state& gr : groups) {
+      gr.home($) = 0;  // h's is set where it is created (the task that runs r1)
+      gr.local($) = 0;
+      gr.arrived($) = false;
+      gr.remote.store(0, rl::mo_relaxed, $);  // relaxed: before the threads start
+    }
     for (auto& e : node_epoch) e.store(0, rl::mo_relaxed, $);  // relaxed: before the threads start
     for (int& k : node_key) k = -1;
     for (auto& w : workers) w = new model_worker();
@@ -198,7 +218,7 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
         group_run(0, g, id);
         advance();
       }
-      group_wait(0, g);
+      join(0, g);  // task_group::wait
       // What the children wrote before completing is visible to the waiter.
       if (S.outside) RL_ASSERT(result[1]($) == 1);
       for (int id = first_region; id < child_id; ++id) RL_ASSERT(result[id]($) == id);
@@ -209,23 +229,75 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
     run(0);
   }
 
-  // ---- task_group.hpp / task_group.cpp ----
+  // ---- task_group.hpp / task_group.cpp (the join protocol, J1-J5) ----
+  bool on_home(unsigned w, int grp) { return groups[grp].home($) == w; }
+  bool counts_locally(unsigned w, int grp) { return !groups[grp].arrived($) && on_home(w, grp); }
+  std::int64_t remote_count(int grp) {
+    // acquire: pairs with the release half of finish_one's decrement, so the effects of
+    // children finished elsewhere are visible once the count reads zero.
+    return groups[grp].remote.load(rl::mo_acquire, $) >> 1;
+  }
+  bool done(int grp) { return remote_count(grp) == 0; }  // task_group::done, the wait's predicate
+
   void group_run(unsigned w, int grp, int id) {  // task_group::run
     payload[id]($) = 10 * id;
-    // relaxed: reaches the child and the waiter through the deque push below (release).
-    pending[grp].fetch_add(1, rl::mo_relaxed, $);
+    const bool local = counts_locally(w, grp);
+    if (local) {  // count_one
+      groups[grp].local($) += 1;
+    } else {
+      // relaxed: the increment reaches the child's decrement through the push below (a
+      // release the executing thread acquires), so it precedes it in remote_'s order.
+      groups[grp].remote.fetch_add(kOne, rl::mo_relaxed, $);
+    }
+    child_local[id]($) = local;
     spawn(w, id);
   }
-  bool idle(int grp) {
-    // acquire: pairs with finish_one's seq_cst decrement, so the children's writes are visible.
-    return pending[grp].load(rl::mo_acquire, $) == 0;
+
+  void finish_one(unsigned w, int grp, int id) {
+    group_state& gr = groups[grp];
+    // A child counted locally that home finishes before its wait began: no atomic.
+    if (child_local[id]($) && on_home(w, grp) && !gr.arrived($)) {
+      gr.local($) -= 1;
+      return;
+    }
+    // seq_cst: N1 of wait.cpp's protocol; its release part publishes result[] to
+    // remote_count's acquire. Only the decrement that leaves zero with the waiter bit set
+    // notifies.
+    if (gr.remote.fetch_sub(kOne, rl::mo_seq_cst, $) == kOne + kWaiter) notify_address(grp);
   }
-  void group_wait(unsigned w, int grp) {  // task_group::wait
-    if (!idle(grp)) wait_on_worker(w, grp);
+
+  void join(unsigned w, int grp) {  // task_group::join
+    group_state& gr = groups[grp];
+    RL_ASSERT(on_home(w, grp));  // wait() elsewhere throws logic_error; never done here
+    // J2: help with our own deque first; children popped here finish locally.
+    while (gr.local($) + remote_count(grp) != 0 && help_own(w)) {
+    }
+    if (gr.local($) + remote_count(grp) == 0) {
+      gr.local($) = 0;
+      // relaxed both: no child is left to touch remote_; remote_count() acquired their decrements.
+      if (gr.remote.load(rl::mo_relaxed, $) != 0) gr.remote.store(0, rl::mo_relaxed, $);
+      return;
+    }
+    // seq_cst: J2/J4, the arrival; acquires the completions that happened before it.
+    const std::int64_t folded = gr.local($);
+    const std::int64_t prev = gr.remote.fetch_add(folded * kOne + kWaiter, rl::mo_seq_cst, $);
+    gr.local($) = 0;
+    if ((prev >> 1) + folded != 0) {
+      gr.arrived($) = true;
+      wait_on_worker(w, grp);  // wait_until(&remote_, &done, this) on a worker
+      gr.arrived($) = false;
+    }
+    // relaxed: J5, no child is left that could touch remote_; done() acquired their effects.
+    gr.remote.store(0, rl::mo_relaxed, $);
   }
-  void finish_one(int grp) {
-    // seq_cst: N1 of wait.cpp's protocol; its release part publishes result[] to idle().
-    if (pending[grp].fetch_sub(1, rl::mo_seq_cst, $) == 1) notify_address(grp);
+
+  bool help_own(unsigned w) {  // wait.cpp
+    int t = 0;
+    const std::int64_t floor = workers[w]->iso.floor;
+    const bool got = floor >= 0 && M != mutant::isolated_wait_runs_below_floor ? pop_above(w, floor, t) : pop(w, t);
+    if (!got) return false;
+    execute(w, t);  // run_nested: enough stack here
+    return true;
   }
 
   // ---- wait.cpp, one bucket ----
@@ -255,7 +327,7 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
   void wait_isolated(unsigned w, std::int64_t floor, int grp) {
     model_worker& me = *workers[w];
     for (;;) {
-      if (idle(grp)) return;
+      if (done(grp)) return;
       int t = 0;
       const bool got = M == mutant::isolated_wait_runs_below_floor ? pop(w, t) : pop_above(w, floor, t);
       if (got) {
@@ -270,7 +342,7 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
   }
 
   void block_until(unsigned w, int grp) {
-    if (idle(grp)) return;  // the spin before enlisting, once
+    if (done(grp)) return;  // the spin before enlisting, once
     {                       // enlisted e(key, n): enlist, W1
       std::lock_guard guard(bucket_mu);
       node_key[w] = grp;
@@ -283,7 +355,7 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
     for (;;) {
       // acquire: pairs with the release fetch_add in notify_address.
       const int seen = node_epoch[w].load(rl::mo_acquire, $);
-      if (idle(grp)) break;
+      if (done(grp)) break;
       rl::rl_futex(&node_epoch[w], rl::RL_FUTEX_WAIT, seen, nullptr, nullptr, 0, $);
     }
     {  // ~enlisted: delist
@@ -313,7 +385,7 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
       // acquire: pairs with the release bump in notify_work (a push, or a completion).
       const int seen = news.load(rl::mo_acquire, $);
       // acquire: pairs with the release increment in execute's completion.
-      if (done.load(rl::mo_acquire, $) == S.total()) return;
+      if (finished.load(rl::mo_acquire, $) == S.total()) return;
       if (int t = find_work(w)) {
         execute(w, t);
         continue;
@@ -430,26 +502,27 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
         break;
       case kind::outside:
         result[id]($) = id;
-        finish_one(g);
+        finish_one(w, g, id);
         break;
       case kind::region:
         RL_ASSERT(me.iso.tag == kRegion && me.iso.floor >= 0);  // the tag travels
         if (S.nested && id == first_region) {
+          groups[h].home($) = w;  // task_group h(pool), created here
           group_run(w, h, child_id);
-          group_wait(w, h);
+          join(w, h);  // h.wait()
           RL_ASSERT(result[child_id]($) == child_id);
         }
         result[id]($) = id;
-        finish_one(g);
+        finish_one(w, g, id);
         break;
       case kind::child:
         RL_ASSERT(me.iso.tag == kRegion && me.iso.floor >= 0);
         result[id]($) = id;
-        finish_one(h);
+        finish_one(w, h, id);
         break;
     }
-    // release: pairs with the acquire load of done in run (test bookkeeping, close()'s stand-in).
-    done.fetch_add(1, rl::mo_release, $);
+    // release: pairs with the acquire load of finished in run (test bookkeeping, close()'s stand-in).
+    finished.fetch_add(1, rl::mo_release, $);
     notify_work();
   }
 };
@@ -475,19 +548,22 @@ bool simulate(rl::test_params& p) {
 
 constexpr mutant ok = mutant::none;
 
+// Random executions, about 10-20 s each; and the one-thief scenario also searched
+// exhaustively up to one preemption per execution (a bound of 1 takes minutes for the others).
 const check checks[] = {
-    {"one_thief", simulate<isolation_model<1, one_unrelated, ok>>, rl::sched_random, 400'000, 0, {}},
-    {"two_thieves", simulate<isolation_model<2, two_unrelated, ok>>, rl::sched_random, 300'000, 0, {}},
-    {"awaits_below_floor", simulate<isolation_model<1, below_floor, ok>>, rl::sched_random, 400'000, 0, {}},
-    {"awaits_below_floor_2thieves", simulate<isolation_model<2, below_floor_2, ok>>, rl::sched_random, 300'000, 0,
+    {"one_thief", simulate<isolation_model<1, one_unrelated, ok>>, rl::sched_random, 1'000'000, 0, {}},
+    {"one_thief_bound1", simulate<isolation_model<1, one_unrelated, ok>>, rl::sched_bound, 0, 1, {}},
+    {"two_thieves", simulate<isolation_model<2, two_unrelated, ok>>, rl::sched_random, 1'000'000, 0, {}},
+    {"awaits_below_floor", simulate<isolation_model<1, below_floor, ok>>, rl::sched_random, 1'000'000, 0, {}},
+    {"awaits_below_floor_2thieves", simulate<isolation_model<2, below_floor_2, ok>>, rl::sched_random, 800'000, 0,
      {}},
-    {"nested_wait_2thieves", simulate<isolation_model<2, nested, ok>>, rl::sched_random, 300'000, 0, {}},
+    {"nested_wait_2thieves", simulate<isolation_model<2, nested, ok>>, rl::sched_random, 1'000'000, 0, {}},
     // Negative: steal_more claims with plain steal: the thief takes the unrelated task, then
     // batch-moves a region task behind it into its own deque, and blocks on the lock.
     {"neg_batch_takes_tagged", simulate<isolation_model<1, one_unrelated, mutant::batch_takes_tagged>>,
      rl::sched_random, 1'000'000, 0, {rl::test_result_deadlock}},
-    // Negative: wait_isolated pops below the floor: the owner pops the unrelated task while
-    // the group's outside child is still pending.
+    // Negative: the isolated wait (help_own, wait_isolated) pops below the floor: the owner
+    // pops the unrelated task while the group's outside child is still pending.
     {"neg_isolated_wait_runs_below_floor",
      simulate<isolation_model<1, below_floor, mutant::isolated_wait_runs_below_floor>>, rl::sched_random,
      1'000'000, 0, {rl::test_result_user_assert_failed}},

@@ -245,7 +245,7 @@ class deque_owner {
   void push(T x) { q_->push(x); }
   bool pop(T& out) noexcept { return q_->pop(out); }
   // The index the next push will use. Elements at or above an index taken earlier were
-  // pushed after that point (isolated waiting pops only those).
+  // pushed after that point (an isolated wait pops only those, runtime/isolation.cpp).
   std::int64_t mark() const noexcept { return q_->bottom_index(); }
   // pop, but only an element at index >= floor; false (and no change) otherwise.
   bool pop_above(std::int64_t floor, T& out) noexcept { return q_->bottom_index() > floor && q_->pop(out); }

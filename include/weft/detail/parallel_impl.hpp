@@ -181,14 +181,11 @@ bool try_spawn(task_group& g, Fn&& fn) noexcept {
 
 // Runs root() (which must not throw) on the calling worker, or, when `submit_root` (the
 // caller is not one of p's workers), as a task on p while the caller sleeps in
-// future::get. A future, not a task_group wait: a non-worker waiting on a group helps run
-// the group's tasks, which would make the caller an extra thread doing the loop's work
-// beside p's workers (oversubscribing a pool sized to the machine), its splits going
-// through the injection queue. root() creates the call's task_groups itself, so that each
-// is created on the worker that waits on it (a group's isolation floor is its creator's
-// deque at creation; one created on the external thread would leave the waiting worker
-// unable to pop the group's own children from its deque). Throws pool_closed from outside
-// a closed pool (root never ran then).
+// future::get. root() creates the call's task_groups itself, so that each is created on the
+// worker that waits on it: its splits then go on that worker's deque, and the join counts
+// the pieces that worker runs itself without atomics (task_group.hpp; a group created on
+// the external thread would send every split through the injection queue). Throws
+// pool_closed from outside a closed pool (root never ran then).
 template <class Root>
 void on_pool(pool& p, bool submit_root, Root&& root) {
   if (submit_root) {
@@ -228,8 +225,8 @@ class for_loop {
  public:
   using U = offset_t<Index>;
 
-  // Construct on the thread that runs the root piece and waits: the group's isolation
-  // floor is that thread's deque at construction (task_group.hpp).
+  // Construct on the thread that runs the root piece and waits (task_group.hpp: a group is
+  // waited on by the worker that created it).
   for_loop(pool& p, Index first, U grain, const Body& body, split how, failure_slot& fail)
       : body_(body), base_(static_cast<U>(first)), grain_(grain), how_(how), pool_(&p), fail_(fail), group_(p) {
     if (how_ == split::demand) surplus_ = std::make_unique<std::atomic<int>[]>(p.size() + 1);

@@ -48,7 +48,7 @@ struct alignas(std::max_align_t) task {
     task* next = nullptr;       // while free: the free list
     std::uintptr_t isolation;   // while queued or running: its isolated region, or 0 (runtime/isolation.cpp)
   };
-  const group_context* scope = nullptr;   // the group this task belongs to (isolation), or null
+  const group_context* scope = nullptr;   // the group this task belongs to (cancellation), or null
   std::uint64_t stamp = 0;                // enqueue time in ns when sampled for latency metrics, else 0
   alignas(std::max_align_t) unsigned char storage[task_block_size - 32];
 };
