@@ -45,7 +45,10 @@
 // picks (an exploration aid, as in isolation_model.cpp: a worker may wake late), so that
 // states where home runs everything itself, or arrives before any steal, are visited too
 // (outside the pool, at the latest at the first round's last run(): nothing else could run
-// the children).
+// the children). And a child's body takes 0 to 16 steps, also picked by the scheduler:
+// otherwise a stolen child almost always finishes before home, which has more steps to take,
+// arrives, and the waiting and wake-up paths go nearly unvisited (a notifier that wakes
+// nobody then passes 1,500,000 executions of two_children).
 //
 // Checked, beyond Relacy's own data-race / leak / deadlock detection:
 //   - each child runs exactly once (asserted at a second run; at the end for all);
@@ -67,7 +70,10 @@
 //   neg_arrival_skips_local       the arrival folds 0 instead of local_: a stolen local child
 //                                 still running is not counted (the join returns early), or
 //                                 one finished just before the arrival leaves the count at -1
-//                                 (the wait never ends).
+//                                 (the wait never ends);
+//   neg_arrived_read_off_home     counts_locally reads arrived_ before on_home() (as before
+//                                 commit 7257e2e): a child run()ning a grandchild on a thief
+//                                 reads the home-only arrived_ while home writes it (data race).
 #include "model_main.hpp"  // first: includes relacy_sync.hpp
 
 #include <climits>
@@ -93,7 +99,14 @@ struct join_scenario {
   constexpr int total() const { return rounds * per_round(); }
 };
 
-enum class mutant { none, no_reset_after_fast_join, arrival_relaxed, decrement_relaxed, arrival_skips_local };
+enum class mutant {
+  none,
+  no_reset_after_fast_join,
+  arrival_relaxed,
+  decrement_relaxed,
+  arrival_skips_local,
+  arrived_read_off_home,
+};
 
 // moodycamel::ConcurrentQueue stand-in (sleep_model.cpp's): one producer (the external
 // thread), many consumers.
@@ -141,6 +154,7 @@ struct join_model : rl::test_suite<join_model<Thieves, S, M>, 1 + Thieves> {
   static constexpr std::int64_t kOne = 2;          // task_group::kOne
   static constexpr std::int64_t kWaiter = 1;       // task_group::kWaiter
   static constexpr int kKey = 0;                   // &remote_, the wait's key
+  static constexpr int kMaxWork = 16;              // steps of a child's body, at most
 
   model_worker* workers[N] = {};
   injector_model injector;
@@ -164,6 +178,7 @@ struct join_model : rl::test_suite<join_model<Thieves, S, M>, 1 + Thieves> {
   rl::atomic<int> news{0};
   rl::atomic<int> done{0};
   rl::atomic<int> stage{0};
+  rl::atomic<int> work{0};
 
   void before() {
     static_assert(S.total() <= max_tasks && S.rounds * S.children <= injector_capacity);
@@ -227,8 +242,12 @@ struct join_model : rl::test_suite<join_model<Thieves, S, M>, 1 + Thieves> {
 
   // ---- task_group.hpp ----
   bool on_home(unsigned w) const { return home >= 0 && static_cast<int>(w) == home; }
-  // As shipped: arrived_ is read before on_home(), also where on_home() is false.
-  bool counts_locally(unsigned w) { return !arrived_($) && on_home(w); }
+  // arrived_ is home only: read it only where on_home() holds (the short-circuit).
+  // (neg_arrived_read_off_home: the order before 7257e2e, arrived_ first.)
+  bool counts_locally(unsigned w) {
+    if (M == mutant::arrived_read_off_home) return !arrived_($) && on_home(w);
+    return on_home(w) && !arrived_($);
+  }
   std::int64_t remote_count() {
     // acquire: pairs with the release half of finish_one's decrement, so the effects of
     // children finished elsewhere are visible once the count reads zero.
@@ -445,6 +464,11 @@ struct join_model : rl::test_suite<join_model<Thieves, S, M>, 1 + Thieves> {
     ++ran[id];
     const bool local = child_local[id]($);
     if (spawns_grandchild(id)) group_run(w, id + S.children);  // g.run() from inside a child
+    // Exploration aid, not in the runtime: the body takes a number of steps that Relacy's
+    // scheduler picks (see the header comment).
+    for (int i = static_cast<int>(rl::rand(kMaxWork + 1)); i > 0; --i) {
+      work.load(rl::mo_relaxed, $);  // relaxed: a scheduling point, nothing is read through it
+    }
     result[id]($) = id;
     finish_one(w, local);
     // release: pairs with the acquire load of done in run (test bookkeeping; never read by
@@ -512,6 +536,10 @@ const check checks[] = {
     {"neg_arrival_skips_local", simulate<join_model<1, two_children, mutant::arrival_skips_local>>,
      rl::sched_random, 500'000, 0,
      {rl::test_result_user_assert_failed, rl::test_result_data_race, rl::test_result_deadlock}},
+    // Negative: counts_locally reads arrived_ before on_home(): a grandchild run() on a thief
+    // reads it while home writes it at its arrival (the race TSan found, fixed in 7257e2e).
+    {"neg_arrived_read_off_home", simulate<join_model<1, grandchild, mutant::arrived_read_off_home>>,
+     rl::sched_random, 1'000'000, 0, {rl::test_result_data_race}},
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -19,6 +20,7 @@
 
 #include "weft/pool.hpp"
 #include "weft/task_group.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -547,5 +549,36 @@ INSTANTIATE_TEST_SUITE_P(Workers, PoolTest, testing::Values(1, 2, 4),
                          [](const auto& info) { return "w" + std::to_string(info.param); });
 INSTANTIATE_TEST_SUITE_P(Workers, PoolParallelTest, testing::Values(2, 4),
                          [](const auto& info) { return "w" + std::to_string(info.param); });
+
+}  // namespace
+
+namespace {
+
+// Tasks posted from one outside thread start in submission order when one worker serves
+// them (pool.hpp, "Order"; issue 8, #14). The worker takes the injection queue in batches
+// onto its deque; it used to poll the queue every 61 tasks even with part of the last batch
+// still in its deque, starting the newer task first. Both shapes: all queued before the
+// worker looks (it is blocked), and posted while it runs.
+TEST(OrderTest, OneProducerOneWorkerStartsInSubmissionOrder) {
+  for (const bool queued_first : {true, false}) {
+    weft::pool_options o;
+    o.workers = 1;
+    weft::pool p(o);
+    constexpr int n = 5000;
+    std::vector<int> order;
+    order.reserve(n);  // only the one worker appends
+    {
+      std::optional<weft_test::worker_blocker> blocked;
+      if (queued_first) blocked.emplace(p, 1);
+      for (int i = 0; i < n; ++i) p.post([&order, i] { order.push_back(i); });
+    }
+    p.close();
+    ASSERT_EQ(order.size(), static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      ASSERT_EQ(order[static_cast<std::size_t>(i)], i) << "task " << i << " did not start in submission order"
+                                                         << (queued_first ? " (all queued first)" : " (posted while running)");
+    }
+  }
+}
 
 }  // namespace
