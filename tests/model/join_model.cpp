@@ -60,8 +60,9 @@
 //     blocked with every worker idle, which Relacy reports as a deadlock.
 // Negatives (WILL_FAIL), each one rule broken:
 //   neg_no_reset_after_fast_join  join's fast path keeps remote_ (J5 reset only after a wait):
-//                                 the second round's count is off by the stolen local child,
-//                                 and the waiter never sees zero (deadlock);
+//                                 remote_ is -2 after a join whose stolen local child finished
+//                                 on the thief (the idle assertion); without that assertion,
+//                                 the second round's count never reaches zero (deadlock);
 //   neg_arrival_relaxed           the arrival fetch_add relaxed: when it reads the last
 //                                 decrement and returns without waiting, nothing acquired the
 //                                 thief's completion (data race on result[]);
@@ -74,6 +75,12 @@
 //   neg_arrived_read_off_home     counts_locally reads arrived_ before on_home() (as before
 //                                 commit 7257e2e): a child run()ning a grandchild on a thief
 //                                 reads the home-only arrived_ while home writes it (data race).
+// What the relaxed-order negatives break is the release/acquire half of the two RMWs. Their
+// seq_cst half cannot be shown here: it serves the wait table's N1/W2 pair, for which this
+// model (like sleep_model.cpp) needs the stand-in fence in notify_address, which orders the
+// notifier whatever the decrement's order; and the arrival needs no more than acq_rel (the
+// notifier learns of the waiter bit through remote_'s modification order, not through S;
+// with acq_rel every positive check passes).
 #include "model_main.hpp"  // first: includes relacy_sync.hpp
 
 #include <climits>
