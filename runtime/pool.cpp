@@ -162,6 +162,14 @@ timer_service& pool_impl::timer() {
   return *timer_;
 }
 
+void pool_impl::hand_back(task* t) noexcept {
+  if (injector_.enqueue(t)) {
+    sleep_.notify_work();
+  } else {
+    run_task(*this, t);
+  }
+}
+
 bool pool_impl::any_work() const noexcept {
   // seq_cst: the re-check half of T3 (sleep.hpp): pairs with the fence in notify_work.
   std::atomic_thread_fence(std::memory_order_seq_cst);

@@ -78,6 +78,11 @@ class pool_impl {
 
   // External submission (S1). False when closed; the task is then not queued.
   bool inject(task* t);
+  // A task an isolated wait claimed but may not run (another region's, worker.cpp
+  // steal_region_task) goes to the injection queue, bypassing the gate (it was accepted
+  // long ago); run here if the queue cannot allocate, rather than lose it.
+  void hand_back(task* t) noexcept;
+
   void close();
   bool close_until(std::chrono::steady_clock::time_point deadline);
   void stop_now();

@@ -24,9 +24,10 @@
 //     reserve of stack left runs on a fresh stack segment (runtime/stack.hpp), so no nesting
 //     a program can build overflows the stack.
 //   - Inside weft::isolated (runtime/isolation.cpp) a worker's waits run only tasks of its
-//     own deque above the region's floor, which the region spawned; when there are none it
-//     blocks on the awaited object like a thread outside the pool, counted as busy by the
-//     sleep protocol (it cannot take new work, so waking it for work would be a lost wake).
+//     region: its own deque above the region's floor, or a region task at the top of another
+//     deque; when there are none it naps on the awaited object (growing to 1 ms) and scans
+//     again, counted as busy by the sleep protocol (it cannot take new work, so waking it
+//     for work would be a lost wake).
 //   - A thread outside the pool never runs tasks: it sleeps on the awaited object and is
 //     woken by its completion (no naps, no rescans, nothing moved between queues).
 #include <algorithm>
@@ -161,21 +162,29 @@ bool back_off(const void* key, wait_pred pred, const void* ctx, time_point deadl
   return block_until(key, pred, ctx, std::min(deadline, retry)) || std::chrono::steady_clock::now() >= deadline;
 }
 
-// Inside weft::isolated: only the region's own tasks, above the floor of this deque.
+// Inside weft::isolated: only the region's own tasks: above the floor of this deque, or a
+// region task at the top of another worker's deque (its owner may be blocked outside weft
+// with it queued, and no other worker may be free to take it). Between scans it sleeps on
+// the awaited object in naps that grow to 1 ms: a region task appearing in another deque
+// wakes nobody here (an isolated waiter is not in the sleep protocol).
 bool wait_isolated(worker& w, std::int64_t floor, const void* key, wait_pred pred, const void* ctx,
                    time_point deadline) {
+  auto nap = std::chrono::microseconds(50);
   for (;;) {
     if (pred(ctx)) return true;
     task* t = nullptr;
-    if (w.pop_above(floor, t)) {
+    if (w.pop_above(floor, t) || (t = w.steal_region_task()) != nullptr) {
       if (!run_nested(w, t) && back_off(key, pred, ctx, deadline)) return pred(ctx);
+      nap = std::chrono::microseconds(50);
       continue;
     }
-    // Nothing of the region is left here, and nothing can appear (only this thread pushes
-    // above the floor). What lies below belongs to the code around the region: make sure
-    // somebody is awake to take it, then sleep until the awaited object completes.
+    // What lies below the floor belongs to the code around the region: make sure somebody
+    // is awake to take it.
     if (w.queued() > 0) w.owner_pool().sleep().notify_work();
-    return block_until(key, pred, ctx, deadline);
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return pred(ctx);
+    if (block_until(key, pred, ctx, std::min(deadline, now + nap))) return true;
+    nap = std::min<std::chrono::microseconds>(nap * 2, std::chrono::milliseconds(1));
   }
 }
 

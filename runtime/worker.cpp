@@ -226,8 +226,8 @@ void worker::steal_more(worker& victim, const task* first) noexcept {
   // will want back. The first non-sibling taken stops the batch (it cannot be put back).
   // Never a task of an isolated region, checked before the claim (its slot's tag bit): moved
   // here behind the unrelated task we run first, it could wait on a worker blocked in that
-  // task (on the lock the region's owner holds, say) while the region's waiter, which never
-  // steals, waits for it.
+  // task (on the lock the region's owner holds, say) while the region's waiter, which steals
+  // only from the tops of deques, waits for it.
   if (first->isolation != 0) return;
   const group_context* scope = first->scope;
   const std::int64_t extra = std::min(victim.queued() / 2, kStealBatch);
@@ -239,6 +239,20 @@ void worker::steal_more(worker& victim, const task* first) noexcept {
     push_or_run(t);
     if (!sibling) break;
   }
+}
+
+task* worker::steal_region_task() noexcept {
+  for (unsigned i = 0, n = pool_.size(); i < n; ++i) {
+    if (i == index_) continue;
+    worker& v = pool_.worker_at(i);
+    task* t = nullptr;
+    if (v.stealer_.steal_unless(t, [](task* p) noexcept { return !is_tagged(p); }) != steal_result::success) continue;
+    t = untag(t);
+    bump(steals_);
+    if (t->isolation == isolation_.tag) return t;
+    pool_.hand_back(t);  // another region's: runnable by any worker outside an isolated wait
+  }
+  return nullptr;
 }
 
 task* worker::stop_searching(task* t) noexcept {

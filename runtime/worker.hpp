@@ -75,6 +75,12 @@ class worker {
   // search (T2 of sleep.hpp): counted as a searcher while it runs user code, it would keep
   // notify_work from waking anybody.
   void leave_search() noexcept;
+  // An isolated wait with nothing left above its floor: takes, from the top of another
+  // worker's deque, a task of this worker's region (checked by the slot's tag bit before the
+  // claim, by the task's region after it). A task of another region claimed on the way goes
+  // to the injection queue (where no isolated wait looks, so it cannot bounce between
+  // waiters). nullptr: none found.
+  task* steal_region_task() noexcept;
   // Pops the own deque (the newest task).
   bool pop_own(task*& out) noexcept { return pop(out); }
   // Pops the own deque, only an element at index >= floor (isolated waits).

@@ -21,8 +21,9 @@
 //
 // A task of the region that another worker steals is isolated there too while it runs: its
 // waits run only tasks of the region.
-// What isolation costs: an isolated wait never steals and never takes external work, so
-// while it waits its worker does not help the rest of the pool. The protocol and why it
+// What isolation costs: an isolated wait takes no external work and steals only its own
+// region's tasks, so while it waits its worker does not help the rest of the pool; with
+// nothing of its region to run it rescans in naps of up to 1 ms. The protocol and why it
 // cannot deadlock or livelock are at the top of runtime/isolation.cpp; nothing is ever moved
 // from one queue to another.
 #pragma once
