@@ -343,3 +343,29 @@ TEST(TaskGroupJoinTest, ReuseWithStolenAndLocalChildrenStaysExact) {
 }
 
 }  // namespace
+
+namespace {
+
+// One cancel() used to make every later child start walk its whole chain of enclosing
+// groups for the life of the process (a global epoch that only went up; issue 8, #8). The
+// count of cancelled groups now falls back when such a group is reset by its wait() or
+// destroyed, so children return to the one-load check.
+TEST(CancelCountTest, CancelledGroupsCountFallsBackAfterWaitAndDestruction) {
+  weft::pool_options o;
+  o.workers = 2;
+  weft::pool p(o);
+  const auto before = weft::detail::cancelled_groups.load();
+  {
+    weft::task_group g(p);
+    g.run([] {});
+    g.cancel();
+    g.cancel();  // counted once
+    EXPECT_EQ(weft::detail::cancelled_groups.load(), before + 1);
+    EXPECT_EQ(g.wait(), weft::group_status::cancelled);
+    EXPECT_EQ(weft::detail::cancelled_groups.load(), before) << "a wait that resets the group must uncount it";
+    g.cancel();
+  }
+  EXPECT_EQ(weft::detail::cancelled_groups.load(), before) << "destroying a cancelled group must uncount it";
+}
+
+}  // namespace
