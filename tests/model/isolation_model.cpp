@@ -14,8 +14,11 @@
 //     steal_sweep, steal_more (the tag checks and steal_unless), execute,
 //     execute_in_region:                                                  worker.hpp/.cpp
 //   isolation_scope (the tag and the floor):                              isolation.cpp
-//   wait_on_worker, wait_isolated, block_until, enlist/delist,
-//     notify_address / notify_address_slow:                               wait.cpp, wait.hpp
+//   steal_region_task (I2 (b): steal_unless rejecting untagged slots, the region check
+//     after the claim, hand_back of another region's task):                 worker.cpp, pool.cpp
+//   wait_on_worker, wait_isolated (pop_above, else steal_region_task, else notify if
+//     anything lies below the floor, then a bounded nap and a rescan), block_until,
+//     enlist/delist, notify_address / notify_address_slow:                wait.cpp, wait.hpp
 //   task_group::run, count_one, finish_one, remote_count, done, join (J1-J5, the
 //     local/remote counts and the waiter bit), help_own:              task_group.hpp/.cpp, wait.cpp
 //
@@ -26,16 +29,25 @@
 // travels, I3). Without (a), a wait that ignores the floor cannot be caught: steals take the
 // oldest element first, so no region task leaves the owner's deque before every unrelated
 // task below it has, and by then the owner has nothing unrelated left to run. (a) is the
-// smallest scenario in which the floor matters.
+// smallest scenario in which the floor matters. And (c) a region task that, where a thief
+// runs it, spawns a child onto the thief's deque and blocks outside weft (a latch) until the
+// child has run: only the owner's isolated wait, stealing the child from the top (I2 (b)),
+// can run it (I5).
 //
 // Not modelled: the sleep protocol (sleep_model.cpp checks it). Its guarantee, that a worker
 // is awake to take any queued work, is stood in for by a futex word `news` that every push
 // and every completion bumps, waking all idle workers; idle workers leave their loop once
-// every task has run (a stand-in for close()). Also not modelled: the injection queue and
-// from_injector (an isolated wait never polls it, I2), the non-isolated helping wait (every
-// wait here is inside the region; sleep_model.cpp has the other), stack segments
-// (run_nested runs the task here), deadlines, the 64-step spin of block_until (one check of
-// the predicate), random victim order, bad_alloc on growth, nested regions, exceptions.
+// every task has run (a stand-in for close()). The nap's timeout (50 us .. 1 ms) is modelled
+// as a finite set of early returns from block_until: one per wait at Relacy's choice
+// (rl::rand), and one whenever new work was published (news changed) since the scan began,
+// for which notify_work also bumps every worker's wait epoch; a timeout with nothing new to
+// find is a stutter step. So the rescan is explored, every execution ends, and a wait that
+// can never succeed ends in a futex wait Relacy reports as a deadlock. The injection queue
+// is a mutex-guarded stand-in that hand_back fills and find_work polls (with one region it
+// stays empty: an isolated wait never polls it, I2). Also not modelled: the non-isolated
+// helping wait (every wait here is inside the region; sleep_model.cpp has the other), stack
+// segments (run_nested runs the task here), deadlines, the 64-step spin of block_until (one
+// check of the predicate), the nap's doubling, the steals_ metric, random victim order, bad_alloc on growth, nested regions, exceptions.
 // One thing is added that is not in the runtime: each thief first waits until the owner has
 // made a number of spawns that Relacy chooses (`stage`, an exploration aid, see there).
 //
@@ -50,12 +62,15 @@
 //     children wrote before completing (rl::var).
 // Negatives (WILL_FAIL), each one rule broken:
 //   neg_batch_takes_tagged              steal_more claims with plain steal: a region task is
-//                                       batch-moved behind the unrelated task the thief runs
-//                                       first, which blocks on the lock: deadlock (I4);
+//                                       batch-moved under an unrelated task (out of reach of
+//                                       steal_region_task) behind the unrelated task the thief
+//                                       runs first, which blocks on the lock: deadlock (I4);
 //   neg_isolated_wait_runs_below_floor  the isolated wait (help_own before the join's arrival,
 //                                       wait_isolated after it) pops without the floor: the
 //                                       owner runs an unrelated task while it holds the lock
-//                                       (I2, I3).
+//                                       (I2, I3);
+//   neg_isolated_wait_never_steals      the old rule, without I2 (b): in (c) the child stays
+//                                       in the blocked thief's deque: deadlock (I5).
 #include "model_main.hpp"  // first: includes relacy_sync.hpp
 
 #include <algorithm>
@@ -78,14 +93,16 @@ struct isolation_scenario {
   int unrelated;  // spawned after taking the lock, before the region: each takes the lock
   int region;     // spawned into the group inside weft::isolated
   bool nested;    // the first region task spawns a child (group h) and waits for it
-  constexpr int total() const { return int{outside} + unrelated + region + int{nested}; }
+  bool blocked;   // the first region task, where a thief runs it, spawns a child (group g) and
+                  // blocks outside weft (a latch) until that child has run
+  constexpr int total() const { return int{outside} + unrelated + region + int{nested || blocked}; }
 };
 
 // Task ids: 1 the outside child (if any), then the unrelated tasks, the region tasks, the
 // nested child.
 enum class kind { outside, unrelated, region, child };
 
-enum class mutant { none, batch_takes_tagged, isolated_wait_runs_below_floor };
+enum class mutant { none, batch_takes_tagged, isolated_wait_runs_below_floor, isolated_wait_never_steals };
 
 // worker::isolation: the region this worker is in (tag 0: none) and its floor (-1: none).
 struct isolation {
@@ -140,6 +157,12 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
   // Stand-ins for the sleep protocol and close() (see the header comment).
   rl::atomic<int> news{0};
   rl::atomic<int> finished{0};  // tasks that ran
+  // The latch the blocked scenario's region task waits on outside weft (a std::latch).
+  rl::atomic<int> latch{0};
+  // Stand-in for pool_impl's injection queue (hand_back, from_injector): guarded by inj_mu.
+  rl_mutex inj_mu;
+  int injected[max_tasks + 1] = {};
+  int injected_n = 0;
   // Exploration aid, not in the runtime: a thief starts (wakes up for the first time) once
   // the owner has made `wake_at` spawns, chosen by Relacy's scheduler (rl::rand). Every
   // choice is an interleaving the pool allows (a parked worker may wake late); without it the
@@ -149,7 +172,8 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
   rl::atomic<int> stage{0};
 
   void before() {
-    static_assert(S.total() <= max_tasks && S.region >= 1);
+    static_assert(S.total() <= max_tasks && S.region >= 1 && !(S.nested && S.blocked));
+    latch.store(0, rl::mo_relaxed, $);  // relaxed: before the threads start
     for (group_state& gr : groups) {
       gr.home($) = 0;  // h's is set where it is created (the task that runs r1)
       gr.local($) = 0;
@@ -231,7 +255,9 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
 
   // ---- task_group.hpp / task_group.cpp (the join protocol, J1-J5) ----
   bool on_home(unsigned w, int grp) { return groups[grp].home($) == w; }
-  bool counts_locally(unsigned w, int grp) { return !groups[grp].arrived($) && on_home(w, grp); }
+  bool counts_locally(unsigned w, int grp) {  // on_home first: arrived_ is home only
+    return on_home(w, grp) && !groups[grp].arrived($);
+  }
   std::int64_t remote_count(int grp) {
     // acquire: pairs with the release half of finish_one's decrement, so the effects of
     // children finished elsewhere are visible once the count reads zero.
@@ -326,24 +352,63 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
 
   void wait_isolated(unsigned w, std::int64_t floor, int grp) {
     model_worker& me = *workers[w];
+    // The nap's timeout (block_until with a deadline of 50 us .. 1 ms): at most one that
+    // Relacy's scheduler fires at its choice (rl::rand) per wait, plus one whenever new work
+    // was published since the scan began (the stand-in for "the clock runs out eventually":
+    // a timeout with nothing new to find is a stutter step). Both are finite, so a wait
+    // that can never succeed ends in a futex wait that Relacy reports as a deadlock.
+    int spurious = 1;
     for (;;) {
       if (done(grp)) return;
+      // acquire: pairs with the release bump in notify_work, so every push counted before
+      // this snapshot is visible to the scan below; a later one makes the nap time out.
+      int scanned = news.load(rl::mo_acquire, $);
       int t = 0;
-      const bool got = M == mutant::isolated_wait_runs_below_floor ? pop(w, t) : pop_above(w, floor, t);
+      bool got = M == mutant::isolated_wait_runs_below_floor ? pop(w, t) : pop_above(w, floor, t);
+      if (!got && M != mutant::isolated_wait_never_steals) got = (t = steal_region_task(w)) != 0;
       if (got) {
         execute(w, t);  // run_nested: enough stack here
         continue;
       }
       // Nothing of the region is left here: what lies below belongs to the code around it.
-      if (me.stealer.size_approx() > 0) notify_work();  // worker::queued()
-      block_until(w, grp);
-      return;
+      // Our own bump is no new work: it does not end the nap (else the nap never lasts).
+      if (me.stealer.size_approx() > 0 && notify_work() == scanned) ++scanned;  // worker::queued()
+      if (block_until(w, grp, scanned, spurious)) return;
     }
   }
 
-  void block_until(unsigned w, int grp) {
-    if (done(grp)) return;  // the spin before enlisting, once
-    {                       // enlisted e(key, n): enlist, W1
+  // worker::steal_region_task: from the top of every other deque, a tagged task only
+  // (steal_unless rejects untagged slots before the claim); one of another region goes to
+  // the injection queue (pool_impl::hand_back). Lost races are not retried, as there.
+  int steal_region_task(unsigned w) {
+    model_worker& me = *workers[w];
+    for (unsigned i = 1; i < W; ++i) {
+      const unsigned v = (w + i) % W;
+      int e = 0;
+      if (workers[v]->stealer.steal_unless(e, &is_untagged) != steal_result::success) continue;
+      const int t = untag(e);
+      if (task_isolation[t]($) == me.iso.tag) return t;
+      hand_back(t);  // unreachable here (one region), kept for the shape of the glue
+    }
+    return 0;
+  }
+
+  void hand_back(int id) {  // pool_impl::hand_back: injector_.enqueue, then notify_work
+    {
+      std::lock_guard guard(inj_mu);
+      injected[injected_n++] = id;
+    }
+    notify_work();
+  }
+  int from_injector() {  // worker::from_injector, one task (no batch)
+    std::lock_guard guard(inj_mu);
+    return injected_n > 0 ? injected[--injected_n] : 0;
+  }
+
+  // Returns true if done(grp), false if the nap timed out (see wait_isolated).
+  bool block_until(unsigned w, int grp, int scanned, int& spurious) {
+    if (done(grp)) return true;  // the spin before enlisting, once
+    {                            // enlisted e(key, n): enlist, W1
       std::lock_guard guard(bucket_mu);
       node_key[w] = grp;
       // seq_cst both: W1, pairs with N2's loads in notify_address.
@@ -352,10 +417,21 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
     }
     // seq_cst: W2, between enlisting and evaluating the predicate.
     rl::atomic_thread_fence(rl::mo_seq_cst, $);
+    bool ok = false;
     for (;;) {
-      // acquire: pairs with the release fetch_add in notify_address.
+      // acquire: pairs with the release fetch_add in notify_address (and notify_work's tick).
       const int seen = node_epoch[w].load(rl::mo_acquire, $);
-      if (done(grp)) break;
+      if (done(grp)) {
+        ok = true;
+        break;
+      }
+      // acquire: pairs with the release bump in notify_work; it precedes that call's epoch
+      // bump, so a tick missed here changes the epoch the futex wait below compares.
+      if (news.load(rl::mo_acquire, $) != scanned) break;  // timed out: new work to scan
+      if (spurious > 0 && rl::rand(2) == 0) {               // timed out at Relacy's choice
+        --spurious;
+        break;
+      }
       rl::rl_futex(&node_epoch[w], rl::RL_FUTEX_WAIT, seen, nullptr, nullptr, 0, $);
     }
     {  // ~enlisted: delist
@@ -365,6 +441,7 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
       bucket_waiters.fetch_sub(1, rl::mo_relaxed, $);
       enlisted_waiters.fetch_sub(1, rl::mo_relaxed, $);
     }
+    return ok;
   }
 
   // ---- stand-ins for the sleep protocol and close() ----
@@ -373,10 +450,19 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
     stage.fetch_add(1, rl::mo_release, $);
     rl::rl_futex(&stage, rl::RL_FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0, $);
   }
-  void notify_work() {
-    // release: pairs with the acquire load of news in run, publishing the push before it.
-    news.fetch_add(1, rl::mo_release, $);
+  int notify_work() {  // returns the previous value of news
+    // release: pairs with the acquire loads of news in run and wait_isolated/block_until,
+    // publishing the push before it.
+    const int prev = news.fetch_add(1, rl::mo_release, $);
     rl::rl_futex(&news, rl::RL_FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0, $);
+    // The nap's timeout stand-in (wait_isolated): wake every napping waiter to rescan.
+    for (unsigned v = 0; v < W; ++v) {
+      // release: pairs with the acquire loads of the epoch in block_until (only a wake-up:
+      // the news bump above carries the data).
+      node_epoch[v].fetch_add(1, rl::mo_release, $);
+      rl::rl_futex(&node_epoch[v], rl::RL_FUTEX_WAKE, 1, nullptr, nullptr, 0, $);
+    }
+    return prev;
   }
 
   // ---- worker.hpp / worker.cpp ----
@@ -397,6 +483,7 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
   static int tagged(int id, std::uintptr_t iso) { return id << 1 | (iso != 0 ? 1 : 0); }
   static int untag(int e) { return e >> 1; }
   static bool is_tagged(const int& e) noexcept { return (e & 1) != 0; }
+  static bool is_untagged(const int& e) noexcept { return (e & 1) == 0; }
 
   void push(unsigned w, int id) { workers[w]->owner.push(tagged(id, task_isolation[id]($))); }
   bool pop(unsigned w, int& id) {
@@ -421,6 +508,7 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
   int find_work(unsigned w) {
     int t = 0;
     if (!pop(w, t)) t = steal_sweep(w);
+    if (t == 0) t = from_injector();  // the stand-in of hand_back's queue (never filled here)
     return t;
   }
 
@@ -512,13 +600,34 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
           join(w, h);  // h.wait()
           RL_ASSERT(result[child_id]($) == child_id);
         }
+        if (S.blocked && id == first_region) {
+          // The child joins g; where a thief runs this task, it then blocks outside weft
+          // until the child has run: only an isolated waiter stealing it (I2 (b)) can.
+          // (On the owner it does not block: that would deadlock any runtime.)
+          group_run(w, g, child_id);
+          if (w != 0) {
+            for (;;) {
+              // acquire: pairs with the release store of the latch in the child.
+              if (latch.load(rl::mo_acquire, $) != 0) break;
+              rl::rl_futex(&latch, rl::RL_FUTEX_WAIT, 0, nullptr, nullptr, 0, $);
+            }
+            RL_ASSERT(result[child_id]($) == child_id);
+          }
+        }
         result[id]($) = id;
         finish_one(w, g, id);
         break;
       case kind::child:
         RL_ASSERT(me.iso.tag == kRegion && me.iso.floor >= 0);
         result[id]($) = id;
-        finish_one(w, h, id);
+        if (S.blocked) {
+          // release: pairs with the acquire load of the latch in the blocked region task.
+          latch.store(1, rl::mo_release, $);
+          rl::rl_futex(&latch, rl::RL_FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0, $);
+          finish_one(w, g, id);
+        } else {
+          finish_one(w, h, id);
+        }
         break;
     }
     // release: pairs with the acquire load of finished in run (test bookkeeping, close()'s stand-in).
@@ -528,18 +637,24 @@ struct isolation_model : rl::test_suite<isolation_model<Thieves, S, M>, 1 + Thie
 };
 
 // One unrelated task below the floor, two region tasks, one thief.
-constexpr isolation_scenario one_unrelated{false, 1, 2, false};
+constexpr isolation_scenario one_unrelated{false, 1, 2, false, false};
 // Two of each, two thieves: thieves steal from each other's deques, batches of siblings.
-constexpr isolation_scenario two_unrelated{false, 2, 2, false};
+constexpr isolation_scenario two_unrelated{false, 2, 2, false, false};
 // The group also has a child spawned before the lock: below the floor, the isolated wait
 // must leave it to a thief and block (I5).
-constexpr isolation_scenario below_floor{true, 1, 2, false};
+constexpr isolation_scenario below_floor{true, 1, 2, false, false};
 // The same with two unrelated tasks (five tasks: the ring grows twice).
-constexpr isolation_scenario below_floor_2{true, 2, 2, false};
+constexpr isolation_scenario below_floor_2{true, 2, 2, false, false};
 // The first region task spawns a child and waits for it: an isolated wait wherever it runs,
 // which blocks where the other thief took the child. (No unrelated task: the thief that
 // stole it would block on the lock, and the child could then only be run by the waiter.)
-constexpr isolation_scenario nested{true, 0, 2, true};
+constexpr isolation_scenario nested{true, 0, 2, true, false};
+// Two unrelated tasks under three region tasks, one thief: a steal batch (size / 2 = 2 after
+// the first steal) reaches past the second unrelated task to a region task.
+constexpr isolation_scenario batch_past_unrelated{false, 2, 3, false, false};
+// One region task; where the thief runs it, it spawns a child onto its own deque and blocks on
+// a latch until the child ran: the owner's isolated wait must steal the child (I2 (b), I5).
+constexpr isolation_scenario blocked{false, 0, 1, false, true};
 
 template <class Suite>
 bool simulate(rl::test_params& p) {
@@ -558,9 +673,20 @@ const check checks[] = {
     {"awaits_below_floor_2thieves", simulate<isolation_model<2, below_floor_2, ok>>, rl::sched_random, 800'000, 0,
      {}},
     {"nested_wait_2thieves", simulate<isolation_model<2, nested, ok>>, rl::sched_random, 1'000'000, 0, {}},
-    // Negative: steal_more claims with plain steal: the thief takes the unrelated task, then
-    // batch-moves a region task behind it into its own deque, and blocks on the lock.
-    {"neg_batch_takes_tagged", simulate<isolation_model<1, one_unrelated, mutant::batch_takes_tagged>>,
+    // The positive twin of neg_batch_takes_tagged: the batch stops before the region task.
+    {"batch_stops_at_tagged", simulate<isolation_model<1, batch_past_unrelated, ok>>, rl::sched_random, 1'000'000, 0,
+     {}},
+    {"region_task_in_blocked_deque", simulate<isolation_model<1, blocked, ok>>, rl::sched_random, 1'000'000, 0, {}},
+    // Negative: the old rule, isolated waits never steal: the child stays in the blocked
+    // thief's deque, the owner naps for ever.
+    {"neg_isolated_wait_never_steals", simulate<isolation_model<1, blocked, mutant::isolated_wait_never_steals>>,
+     rl::sched_random, 1'000'000, 0, {rl::test_result_deadlock}},
+    // Negative: steal_more claims with plain steal: the thief takes the first unrelated task,
+    // batch-moves the second and a region task into its own deque, and blocks on the lock.
+    // The region task lies under the unrelated one, out of reach of the owner's steal_region_task
+    // (the top slot is untagged). With a single unrelated task (one_unrelated) it would lie on
+    // top, and the owner's isolated wait would steal it back (I2 (b)): no deadlock.
+    {"neg_batch_takes_tagged", simulate<isolation_model<1, batch_past_unrelated, mutant::batch_takes_tagged>>,
      rl::sched_random, 1'000'000, 0, {rl::test_result_deadlock}},
     // Negative: the isolated wait (help_own, wait_isolated) pops below the floor: the owner
     // pops the unrelated task while the group's outside child is still pending.
