@@ -28,9 +28,9 @@
 //      isolated waiter of the region take it from the top. An isolated waiter with nothing
 //      to run naps on the awaited object (up to 1 ms) and scans again; tasks below its floor
 //      stay stealable (it notifies first).
-// The model check tests/model/isolation_model.cpp restates the rules before (b) was added
-// (isolated waits that never steal); (b) is covered by the unit tests
-// (LockNestedWaitTest: a region task spawned by a worker that then blocks on a latch).
+// The model check tests/model/isolation_model.cpp restates these rules, (b) included
+// (scenario region_task_in_blocked_deque, with the old never-steal rule as a must-fail
+// mutant); LockNestedWaitTest is the unit test of the same shape.
 // Regions nest: an inner floor is at least the outer one, and the outer region comes back
 // when the inner one ends (also by an exception).
 #include "weft/isolated.hpp"
