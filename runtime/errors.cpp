@@ -9,6 +9,8 @@ const char* to_string(submit_status s) noexcept {
       return "accepted";
     case submit_status::closed:
       return "closed";
+    case submit_status::full:
+      return "full";
   }
   return "unknown";
 }

@@ -30,10 +30,11 @@ std::string describe_plan(const topology& topo, const std::vector<std::optional<
 
 }  // namespace
 
-pool_impl::pool_impl(pool_options options)
+pool_impl::pool_impl(pool_options options, std::shared_ptr<const scheduler_hooks> hooks)
     : topo_(discover_topology()),
       options_(resolve_options(std::move(options), topo_)),
       sleep_(static_cast<unsigned>(options_.workers)) {
+  if (hooks) set_hooks(std::move(hooks));  // before the workers start (scheduler.hpp)
   install_fork_handlers();
   fork_generation_ = fork_generation();
   const unsigned n = static_cast<unsigned>(options_.workers);
@@ -83,6 +84,14 @@ pool_impl::~pool_impl() {
 
 bool pool_impl::forked() const noexcept { return fork_generation_ != fork_generation(); }
 
+void throw_pool_closed(const pool_impl& impl) {
+  if (impl.forked()) {
+    throw pool_closed("weft: this pool was created before fork(); in the child process it has no workers and "
+                      "accepts no tasks");
+  }
+  throw pool_closed();
+}
+
 bool pool_impl::inject(task* t) {
   if (forked()) return false;
   // seq_cst: pairs with close_gate's fetch_or (S1): either close sees our count and waits
@@ -96,6 +105,41 @@ bool pool_impl::inject(task* t) {
   if (!queued) throw std::bad_alloc();
   sleep_.notify_work();
   return true;
+}
+
+submit_status pool_impl::inject_to(unsigned source, task* t, bool from_worker) {
+  task_source& src = sources_.at(source);
+  if (from_worker) {
+    // Like a spawn: accepted while draining (the worker is running, so S3 cannot have
+    // terminated the pool; any_work covers the source), cancelled when stopping.
+    if (!src.push(t)) return submit_status::full;
+    sleep_.notify_work();  // TS2: after the push
+    return submit_status::accepted;
+  }
+  if (forked()) return submit_status::closed;
+  // seq_cst: as in inject (S1, TS3).
+  if (gate_.fetch_add(kSubmitter, std::memory_order_seq_cst) & kClosedBit) {
+    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: pairs with close_gate's acquire wait
+    return submit_status::closed;
+  }
+  bool pushed = false;
+  try {
+    pushed = src.push(t);
+  } catch (...) {
+    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: as below
+    throw;
+  }
+  gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our push precedes the drain
+  if (!pushed) return submit_status::full;
+  sleep_.notify_work();  // TS2: after the push
+  return submit_status::accepted;
+}
+
+void pool_impl::set_hooks(std::shared_ptr<const scheduler_hooks> h) {
+  std::lock_guard lock(hooks_mu_);
+  hooks_owned_.push_back(h);  // kept until ~pool_impl: a worker may still be inside the old hooks
+  // release: pairs with the acquire load in hooks(), publishing the struct's fields.
+  hooks_.store(h.get(), std::memory_order_release);
 }
 
 void pool_impl::close_gate() noexcept {
@@ -127,6 +171,13 @@ void pool_impl::drain_cancelled() noexcept {
   task* t = nullptr;
   for (bool found = true; found;) {
     found = false;
+    for (unsigned i = 0, n = sources_.count(); i < n; ++i) {  // TS3
+      while ((t = sources_.at(i).poll(-1)) != nullptr) {
+        found = true;
+        t->isolation = 0;  // a source may have linked it through task::next (task_source.hpp)
+        count_external(run_task(*this, t));
+      }
+    }
     while (injector_.try_dequeue(t)) {
       found = true;
       count_external(run_task(*this, t));
@@ -174,6 +225,9 @@ bool pool_impl::any_work() const noexcept {
   // seq_cst: the re-check half of T3 (sleep.hpp): pairs with the fence in notify_work.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (injector_.size_approx() != 0) return true;
+  for (unsigned i = 0, n = sources_.count(); i < n; ++i) {  // TS2
+    if (!sources_.at(i).empty()) return true;
+  }
   for (const auto& w : workers_) {
     if (w->queued() != 0) return true;
   }
@@ -221,6 +275,7 @@ metrics pool_impl::snapshot() const noexcept {
   metrics m;
   m.workers = size();
   m.queued = injector_.size_approx();
+  for (unsigned i = 0, n = sources_.count(); i < n; ++i) m.queued += sources_.at(i).size_approx();
   // relaxed: counters (see metrics.hpp on snapshot consistency).
   m.completed = ext_completed_.load(std::memory_order_relaxed);
   m.failed = ext_failed_.load(std::memory_order_relaxed);
@@ -263,12 +318,6 @@ namespace weft {
 
 detail::pool_impl& impl_of(pool& p) noexcept;
 
-namespace {
-// Counts submissions per thread; one in options().latency_sample_every is stamped for the
-// latency metrics.
-thread_local unsigned sample_tick = 0;
-}  // namespace
-
 pool::pool(pool_options options) : impl_(std::make_unique<detail::pool_impl>(std::move(options))) {}
 
 pool::~pool() {
@@ -290,42 +339,9 @@ pool::~pool() {
   impl_.reset();
 }
 
-namespace {
-[[noreturn]] void throw_closed(const detail::pool_impl& impl) {
-  if (impl.forked()) {
-    throw pool_closed("weft: this pool was created before fork(); in the child process it has no workers and "
-                      "accepts no tasks");
-  }
-  throw pool_closed();
-}
-}  // namespace
+void pool::enqueue(detail::task* t) { detail::scheduler(*impl_).submit(t); }
 
-void pool::enqueue(detail::task* t) {
-  if (try_enqueue(t) == submit_status::closed) throw_closed(*impl_);
-}
-
-submit_status pool::try_enqueue(detail::task* t) {
-  if (++sample_tick >= impl_->options().latency_sample_every && impl_->options().latency_sample_every != 0)
-      [[unlikely]] {
-    sample_tick = 0;
-    t->stamp = detail::now_ns();
-  }
-  detail::worker* w = detail::tls_worker;
-  try {
-    if (w != nullptr && &w->owner_pool() == impl_.get()) {
-      w->spawn(t);
-      return submit_status::accepted;
-    }
-    if (impl_->inject(t)) return submit_status::accepted;
-  } catch (...) {  // bad_alloc from the deque or the queue: the task never ran
-    impl_->count_rejected();
-    detail::discard_task(t);
-    throw;
-  }
-  impl_->count_rejected();
-  detail::discard_task(t);
-  return submit_status::closed;
-}
+submit_status pool::try_enqueue(detail::task* t) { return detail::scheduler(*impl_).try_submit(t); }
 
 void pool::enqueue_submission(detail::task* t, const std::shared_ptr<detail::submission_base>& s,
                               const task_options& options) {
@@ -346,7 +362,7 @@ void pool::enqueue_submission(detail::task* t, const std::shared_ptr<detail::sub
     s->abandon();
     impl_->count_rejected();
     detail::discard_task(t);
-    throw_closed(*impl_);
+    detail::throw_pool_closed(*impl_);
   }
   if (has_deadline && deadline <= now) {
     // Already expired: completed as cancelled here, before post/submit returns (pool.hpp),

@@ -59,7 +59,9 @@
 #include <concurrentqueue/concurrentqueue.h>
 
 #include "platform.hpp"
+#include "scheduler.hpp"
 #include "sleep.hpp"
+#include "task_source.hpp"
 #include "topology.hpp"
 #include "weft/detail/submission.hpp"
 #include "weft/detail/task.hpp"
@@ -73,11 +75,23 @@ class timer_service;
 
 class pool_impl {
  public:
-  explicit pool_impl(pool_options options);
+  // `hooks`, when given, are in place before the first worker starts (scheduler.hpp).
+  explicit pool_impl(pool_options options, std::shared_ptr<const scheduler_hooks> hooks = nullptr);
   ~pool_impl();
 
   // External submission (S1). False when closed; the task is then not queued.
   bool inject(task* t);
+  // Into a registered source (task_source.hpp, TS3): gated like inject when the caller is
+  // not one of this pool's workers. closed: refused by the gate; full: by the source. The
+  // task is untouched unless accepted.
+  submit_status inject_to(unsigned source, task* t, bool from_worker);
+  source_registry& sources() noexcept { return sources_; }
+  // The hooks in force (scheduler.hpp), or null.
+  const scheduler_hooks* hooks() const noexcept {
+    // acquire: pairs with the release store in set_hooks, so the struct's fields are visible.
+    return hooks_.load(std::memory_order_acquire);
+  }
+  void set_hooks(std::shared_ptr<const scheduler_hooks> h);
   // A task an isolated wait claimed but may not run (another region's, worker.cpp
   // steal_region_task) goes to the injection queue, bypassing the gate (it was accepted
   // long ago); run here if the queue cannot allocate, rather than lose it.
@@ -154,6 +168,10 @@ class pool_impl {
   pool_options options_;
   std::string placement_;
   moodycamel::ConcurrentQueue<task*> injector_;
+  source_registry sources_;
+  std::atomic<const scheduler_hooks*> hooks_{nullptr};
+  std::mutex hooks_mu_;
+  std::vector<std::shared_ptr<const scheduler_hooks>> hooks_owned_;  // guarded by hooks_mu_; alive until ~pool_impl
   sleep_protocol<std_platform> sleep_;
   std::vector<std::unique_ptr<worker>> workers_;
   std::stop_source stop_;
@@ -176,6 +194,9 @@ class pool_impl {
   std::atomic<bool> abandoned_{false};  // in a forked child: the workers' handles were abandoned
   unsigned fork_generation_ = 0;
 };
+
+// Throws pool_closed, saying so when the pool is a forked child's copy.
+[[noreturn]] void throw_pool_closed(const pool_impl& impl);
 
 // Runs (or cancels, when the pool is stopping) one task on the calling thread, with its
 // group as the thread's current scope, routing an escaped exception to the pool; frees the

@@ -92,12 +92,18 @@ void worker::run() noexcept {
     std::string why;
     if (!bind_this_thread(*pu_, &why) && index_ == 0) pool_.log("weft: cannot pin workers (" + why + "); running unpinned");
   }
+  if (const scheduler_hooks* h = pool_.hooks(); h != nullptr && h->thread_start != nullptr) {
+    h->thread_start(h->ctx, index_, pu_ ? static_cast<int>(*pu_) : -1);
+  }
   for (;;) {
     if (task* t = find_work()) {
       execute(t);
       continue;
     }
     if (park(nullptr, nullptr, std::chrono::steady_clock::time_point::max()) == park_result::terminating) break;
+  }
+  if (const scheduler_hooks* h = pool_.hooks(); h != nullptr && h->thread_stop != nullptr) {
+    h->thread_stop(h->ctx, index_);
   }
   tls_worker = nullptr;
   pool_.worker_exited();
@@ -147,8 +153,8 @@ bool worker::injector_poll_due() noexcept {
 
 task* worker::find_work(bool (*ready)(const void*) noexcept, const void* ctx) noexcept {
   task* t = nullptr;
-  if (injector_poll_due()) t = from_injector();
-  if (t == nullptr && !pop(t)) t = from_injector();
+  if (injector_poll_due()) t = poll_ingress_in_turn();
+  if (t == nullptr && !pop(t)) t = poll_ingress();
   if (t == nullptr) t = search(ready, ctx);
   return stop_searching(t);
 }
@@ -163,7 +169,7 @@ task* worker::search(bool (*ready)(const void*) noexcept, const void* ctx) noexc
   const auto until = std::chrono::steady_clock::now() + kSearchBudget;
   for (unsigned r = 0;; ++r) {
     if (task* t = steal_sweep()) return t;
-    if (task* t = from_injector()) return t;
+    if (task* t = poll_ingress()) return t;
     if (r >= rounds || sleep.terminating()) break;
     if ((r & 7) == 7 && std::chrono::steady_clock::now() >= until) break;
     if (ready != nullptr && ready(ctx)) break;
@@ -190,6 +196,33 @@ task* worker::from_injector() noexcept {
   batch_hi_ = owner_.mark();
   if (n > 1) pool_.sleep().notify_work();
   return batch[0];
+}
+
+task* worker::poll_ingress() noexcept {
+  const source_registry& sources = pool_.sources();
+  for (unsigned i = 0, n = sources.count(); i < n; ++i) {
+    if (task* t = sources.at(i).poll(static_cast<int>(index_))) {
+      t->isolation = 0;  // the source may have linked it through task::next (task_source.hpp)
+      return t;
+    }
+  }
+  return from_injector();
+}
+
+task* worker::poll_ingress_in_turn() noexcept {
+  const source_registry& sources = pool_.sources();
+  const unsigned n = sources.count();
+  if (n == 0) return from_injector();  // the common case: no layer registered a source
+  for (unsigned k = 0; k <= n; ++k) {
+    const unsigned c = ingress_cursor_ % (n + 1);
+    ingress_cursor_ = c + 1;
+    task* t = c == n ? from_injector() : sources.at(c).poll(static_cast<int>(index_));
+    if (t != nullptr) {
+      if (c != n) t->isolation = 0;  // as in poll_ingress
+      return t;
+    }
+  }
+  return nullptr;
 }
 
 task* worker::steal_sweep() noexcept {
@@ -276,7 +309,14 @@ void worker::execute(task* t) noexcept {
   running_.store(++depth_, std::memory_order_relaxed);
   const std::uint64_t stamp = t->stamp;
   const std::uint64_t start = stamp != 0 ? now_ns() : 0;
+  const scheduler_hooks* hooks = pool_.hooks();
+  if (hooks != nullptr) [[unlikely]] {
+    if (hooks->task_start != nullptr) hooks->task_start(hooks->ctx, index_, t);
+  }
   const task_result r = run_task_here(pool_, t);
+  if (hooks != nullptr) [[unlikely]] {
+    if (hooks->task_finish != nullptr) hooks->task_finish(hooks->ctx, index_, r);
+  }
   if (stamp != 0) {
     const std::uint64_t end = now_ns();
     queue_wait_.record(start > stamp ? start - stamp : 0);
@@ -319,6 +359,8 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
     sleep.notify_work();
   }
   bump(parks_);
+  const scheduler_hooks* hooks = pool_.hooks();
+  if (hooks != nullptr && hooks->park != nullptr) hooks->park(hooks->ctx, index_);
   if (in_wait && ready(ctx)) {
     if (!sleep.cancel_park(index_)) sleep.park(index_);
   } else if (deadline != std::chrono::steady_clock::time_point::max()) {
@@ -326,6 +368,7 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
   } else {
     sleep.park(index_);
   }
+  if (hooks != nullptr && hooks->unpark != nullptr) hooks->unpark(hooks->ctx, index_);
   if (sleep.terminating()) return park_result::terminating;
   searching_ = sleep.woke_as_searcher(index_);
   return park_result::woken;

@@ -2,8 +2,10 @@
 //
 // Stealing protocol (see weft/detail/deque.hpp for the deque's own invariants):
 //   - The owner pops its deque LIFO; thieves steal FIFO from the top.
-//   - Every kInjectorInterval tasks the owner polls the injection queue before its own
-//     deque, so external submissions are never starved by a spawn-heavy worker.
+//   - Every kInjectorInterval tasks the owner polls an ingress (a layer's task source or the
+//     injection queue, in turn) before its own deque, so external submissions are never
+//     starved by a spawn-heavy worker. With its deque empty it polls the sources in chain
+//     order, then the injection queue, then steals (task_source.hpp).
 //   - A searching worker tries victims bucket by bucket, nearest first (same core, L3,
 //     NUMA node, package, rest), starting at a random victim in each bucket.
 //   - Having stolen one task from a victim whose deque is long, it steals up to half of the
@@ -134,6 +136,8 @@ class worker {
   task* stop_searching(task* t) noexcept;
   bool injector_poll_due() noexcept;
   task* from_injector() noexcept;
+  task* poll_ingress() noexcept;          // the sources in chain order, then the injection queue
+  task* poll_ingress_in_turn() noexcept;  // one ingress after another, from a rotating cursor
   task* steal_sweep() noexcept;
   void steal_more(worker& victim, const task* first) noexcept;
   void push_or_run(task* t) noexcept;
@@ -173,6 +177,7 @@ class worker {
   // Owner-thread state.
   bool searching_ = false;
   unsigned tick_ = 0;
+  unsigned ingress_cursor_ = 0;  // poll_ingress_in_turn: a source's id, or the source count for the injector
   unsigned depth_ = 0;  // nesting of execute() (help-while-waiting)
   isolation isolation_;
   // Deque indices [batch_lo_, batch_hi_) received the last injector batch (order, above).

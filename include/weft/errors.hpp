@@ -35,6 +35,7 @@ class topology_error : public std::runtime_error {
 enum class submit_status {
   accepted,  // the task will run
   closed,    // the pool is closed; the callable was destroyed without running
+  full,      // the queue it was meant for is at capacity; the callable was destroyed without running
 };
 
 const char* to_string(submit_status s) noexcept;

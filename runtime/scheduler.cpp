@@ -1,0 +1,112 @@
+// runtime/scheduler.cpp: the internal scheduler interface (scheduler.hpp) over pool_impl,
+// and the task-source registry (task_source.hpp).
+#include "scheduler.hpp"
+
+#include <stdexcept>
+
+#include "pool_impl.hpp"
+#include "worker.hpp"
+
+namespace weft::detail {
+
+unsigned source_registry::add(std::shared_ptr<task_source> s) {
+  if (!s) throw std::invalid_argument("weft: a task source must not be null");
+  std::lock_guard lock(mu_);
+  // relaxed: count_ is only written under mu_, which we hold.
+  const unsigned id = count_.load(std::memory_order_relaxed);
+  if (id >= kMaxSources) throw std::length_error("weft: a pool takes at most 16 task sources");
+  owned_.push_back(s);  // may throw before anything is published
+  // relaxed: published by the release store of count_ below (TS1).
+  slots_[id].store(s.get(), std::memory_order_relaxed);
+  count_.store(id + 1, std::memory_order_release);  // release: pairs with the acquire in count() (TS1)
+  return id;
+}
+
+namespace {
+thread_local unsigned sample_tick = 0;  // submissions on this thread; one in latency_sample_every is stamped
+
+void maybe_stamp(const pool_impl& p, task* t) noexcept {
+  const unsigned every = p.options().latency_sample_every;
+  if (every != 0 && ++sample_tick >= every) [[unlikely]] {
+    sample_tick = 0;
+    t->stamp = now_ns();
+  }
+}
+
+bool on_worker_of(const pool_impl& p) noexcept {
+  const worker* w = tls_worker;
+  return w != nullptr && &w->owner_pool() == &p;
+}
+}  // namespace
+
+submit_status scheduler::try_submit(task* t) {
+  maybe_stamp(*pool_, t);
+  try {
+    if (worker* w = tls_worker; w != nullptr && &w->owner_pool() == pool_) {
+      w->spawn(t);
+      return submit_status::accepted;
+    }
+    if (pool_->inject(t)) return submit_status::accepted;
+  } catch (...) {  // bad_alloc from the deque or the queue: the task never ran
+    pool_->count_rejected();
+    discard_task(t);
+    throw;
+  }
+  pool_->count_rejected();
+  discard_task(t);
+  return submit_status::closed;
+}
+
+void scheduler::submit(task* t) {
+  if (try_submit(t) == submit_status::closed) throw_pool_closed(*pool_);
+}
+
+void scheduler::submit_global(task* t) {
+  maybe_stamp(*pool_, t);
+  bool queued = false;
+  try {
+    queued = pool_->inject(t);
+  } catch (...) {
+    pool_->count_rejected();
+    discard_task(t);
+    throw;
+  }
+  if (!queued) {
+    pool_->count_rejected();
+    discard_task(t);
+    throw_pool_closed(*pool_);
+  }
+}
+
+unsigned scheduler::add_source(std::shared_ptr<task_source> s) { return pool_->sources().add(std::move(s)); }
+
+submit_status scheduler::submit_to(unsigned source, task* t) {
+  maybe_stamp(*pool_, t);
+  submit_status st = submit_status::closed;
+  try {
+    st = pool_->inject_to(source, t, on_worker_of(*pool_));
+  } catch (...) {
+    pool_->count_rejected();
+    discard_task(t);
+    throw;
+  }
+  if (st != submit_status::accepted) {
+    pool_->count_rejected();
+    discard_task(t);
+  }
+  return st;
+}
+
+void scheduler::notify_work() noexcept { pool_->sleep().notify_work(); }
+
+void scheduler::set_hooks(std::shared_ptr<const scheduler_hooks> h) { pool_->set_hooks(std::move(h)); }
+
+int scheduler::current_worker() const noexcept {
+  const worker* w = tls_worker;
+  return (w != nullptr && &w->owner_pool() == pool_) ? static_cast<int>(w->index()) : -1;
+}
+
+unsigned scheduler::size() const noexcept { return pool_->size(); }
+bool scheduler::closed() const noexcept { return pool_->closed(); }
+
+}  // namespace weft::detail
