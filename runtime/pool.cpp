@@ -35,6 +35,7 @@ pool_impl::pool_impl(pool_options options, std::shared_ptr<const scheduler_hooks
       options_(resolve_options(std::move(options), topo_)),
       sleep_(static_cast<unsigned>(options_.workers)) {
   if (hooks) set_hooks(std::move(hooks));  // before the workers start (scheduler.hpp)
+  capacity_ = options_.capacity;
   install_fork_handlers();
   fork_generation_ = fork_generation();
   const unsigned n = static_cast<unsigned>(options_.workers);
@@ -100,26 +101,128 @@ bool pool_impl::inject(task* t) {
     gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: pairs with close_gate's acquire wait
     return false;
   }
+  // relaxed: C1 is a count; the credit's only reader that orders anything is C3's waiter,
+  // which is woken by the decrement, not by this increment.
+  if (capacity_ != 0) queued_ext_.fetch_add(1, std::memory_order_relaxed);
+  count_accepted();  // before the task is visible (idle_now)
   const bool queued = injector_.enqueue(t);
   gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our enqueue precedes the drain
-  if (!queued) throw std::bad_alloc();
+  if (!queued) {
+    release_credits(1);
+    count_rejected_accepted();
+    throw std::bad_alloc();
+  }
   sleep_.notify_work();
+  return true;
+}
+
+bool pool_impl::inject_bulk(task* const* tasks, std::size_t n) {
+  if (forked()) return false;
+  // seq_cst: as in inject (S1).
+  if (gate_.fetch_add(kSubmitter, std::memory_order_seq_cst) & kClosedBit) {
+    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: pairs with close_gate's acquire wait
+    return false;
+  }
+  // relaxed: as in count_accepted; before the tasks are visible (idle_now).
+  accepted_ext_.fetch_add(n, std::memory_order_relaxed);
+  const bool queued = injector_.enqueue_bulk(tasks, n);
+  gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our enqueue precedes the drain
+  if (!queued) {
+    accepted_ext_.fetch_sub(n, std::memory_order_relaxed);  // relaxed: never visible
+    throw std::bad_alloc();
+  }
+  // One wake-up: the woken worker takes a batch and wakes the next (from_injector).
+  sleep_.notify_work();
+  return true;
+}
+
+submit_status pool_impl::inject_external(task* t) {
+  if (capacity_ == 0) return inject(t) ? submit_status::accepted : submit_status::closed;
+  if (forked()) return submit_status::closed;
+  // seq_cst: as in inject (S1).
+  if (gate_.fetch_add(kSubmitter, std::memory_order_seq_cst) & kClosedBit) {
+    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: pairs with close_gate's acquire wait
+    return submit_status::closed;
+  }
+  // relaxed: C2 needs only the RMW's atomicity (a total order of increments); see inject.
+  if (queued_ext_.fetch_add(1, std::memory_order_relaxed) >= capacity_) {
+    queued_ext_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: undoing our own increment
+    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: as below
+    return submit_status::full;
+  }
+  count_accepted();  // before the task is visible (idle_now)
+  const bool queued = injector_.enqueue(t);
+  gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our enqueue precedes the drain
+  if (!queued) {
+    release_credits(1);
+    count_rejected_accepted();
+    throw std::bad_alloc();
+  }
+  sleep_.notify_work();
+  return submit_status::accepted;
+}
+
+bool pool_impl::wait_for_room(std::chrono::steady_clock::time_point deadline, const std::stop_token& stop) {
+  struct room {
+    const pool_impl* p;
+    static bool ready(const void* ctx) noexcept {
+      const pool_impl& q = *static_cast<const room*>(ctx)->p;
+      // seq_cst: the waiter half of C3 (wait.hpp's protocol).
+      return q.queued_ext_.load(std::memory_order_seq_cst) < q.capacity_ || q.closed();
+    }
+  } r{this};
+  if (!stop.stop_possible()) return wait_until(&queued_ext_, &room::ready, &r, deadline);
+  // A stop request ends the wait too: the callback wakes the waiters of this address.
+  std::stop_callback wake(stop, [this] { notify_address(&queued_ext_); });
+  struct room_or_stop {
+    room r;
+    const std::stop_token* stop;
+    static bool ready(const void* ctx) noexcept {
+      const auto& s = *static_cast<const room_or_stop*>(ctx);
+      return room::ready(&s.r) || s.stop->stop_requested();
+    }
+  } rs{r, &stop};
+  return wait_until(&queued_ext_, &room_or_stop::ready, &rs, deadline) && !stop.stop_requested();
+}
+
+bool pool_impl::discard_oldest() noexcept {
+  task* t = nullptr;
+  if (!injector_.try_dequeue(t)) return false;
+  release_credits(1);
+  count_discarded();
+  count_external(task_result::cancelled);
+  cancel_task(t);  // its future gets task_cancelled, its on_done a cancellation
   return true;
 }
 
 submit_status pool_impl::inject_to(unsigned source, task* t, bool from_worker) {
   task_source& src = sources_.at(source);
+  count_accepted();  // before the task is visible (idle_now); taken back if refused
   if (from_worker) {
     // Like a spawn: accepted while draining (the worker is running, so S3 cannot have
     // terminated the pool; any_work covers the source), cancelled when stopping.
-    if (!src.push(t)) return submit_status::full;
+    bool pushed = false;
+    try {
+      pushed = src.push(t);
+    } catch (...) {
+      count_rejected_accepted();
+      throw;
+    }
+    if (!pushed) {
+      count_rejected_accepted();
+      return submit_status::full;
+    }
     sleep_.notify_work();  // TS2: after the push
     return submit_status::accepted;
   }
-  if (forked()) return submit_status::closed;
+  if (forked()) {
+    count_rejected_accepted();
+    return submit_status::closed;
+  }
   // seq_cst: as in inject (S1, TS3).
   if (gate_.fetch_add(kSubmitter, std::memory_order_seq_cst) & kClosedBit) {
     gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: pairs with close_gate's acquire wait
+    count_rejected_accepted();
     return submit_status::closed;
   }
   bool pushed = false;
@@ -127,10 +230,14 @@ submit_status pool_impl::inject_to(unsigned source, task* t, bool from_worker) {
     pushed = src.push(t);
   } catch (...) {
     gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: as below
+    count_rejected_accepted();
     throw;
   }
   gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our push precedes the drain
-  if (!pushed) return submit_status::full;
+  if (!pushed) {
+    count_rejected_accepted();
+    return submit_status::full;
+  }
   sleep_.notify_work();  // TS2: after the push
   return submit_status::accepted;
 }
@@ -146,6 +253,7 @@ void pool_impl::close_gate() noexcept {
   gate_.fetch_or(kClosedBit, std::memory_order_seq_cst);  // seq_cst: S1, pairs with inject
   // acquire: pairs with the release decrements in inject, so their enqueues are visible.
   while ((gate_.load(std::memory_order_acquire) >> 1) != 0) std::this_thread::yield();
+  if (capacity_ != 0) notify_address(&queued_ext_);  // C3: submitters blocked for room see the closed bit
 }
 
 void pool_impl::begin_drain() noexcept {
@@ -180,6 +288,7 @@ void pool_impl::drain_cancelled() noexcept {
     }
     while (injector_.try_dequeue(t)) {
       found = true;
+      release_credits(1);
       count_external(run_task(*this, t));
     }
     for (auto& w : workers_) {
@@ -214,9 +323,12 @@ timer_service& pool_impl::timer() {
 }
 
 void pool_impl::hand_back(task* t) noexcept {
+  // relaxed: C1, a count (see inject).
+  if (capacity_ != 0) queued_ext_.fetch_add(1, std::memory_order_relaxed);
   if (injector_.enqueue(t)) {
     sleep_.notify_work();
   } else {
+    release_credits(1);
     run_task(*this, t);
   }
 }
@@ -265,6 +377,46 @@ void pool_impl::report_exception(std::exception_ptr e) noexcept {
   }
 }
 
+bool pool_impl::idle_now() const noexcept {
+  // Double collect over monotone counters: F (tasks finished) is read before S (tasks
+  // accepted or spawned). Every task is counted in S before it becomes visible to anyone
+  // who could finish it, and in F after it finished, so S(t) >= F(t) at every instant.
+  // With F read over [a, b] and S over [c, d], b < c: F_read <= F(b) and S_read >= S(c)
+  // >= S(b) >= F(b); so F_read == S_read forces F(b) == S(b): at instant b every task that
+  // existed had finished. acquire on every F load pairs with the release of the count's
+  // increment (worker::bump), so the S loads after it see each spawn and acceptance that
+  // happened before a finish we counted (the enqueue/steal chain orders them).
+  std::uint64_t f = ext_completed_.load(std::memory_order_acquire) + ext_failed_.load(std::memory_order_acquire) +
+                    ext_cancelled_.load(std::memory_order_acquire);
+  for (const auto& w : workers_) f += w->finished();
+  std::uint64_t s = accepted_ext_.load(std::memory_order_acquire);  // acquire: as above
+  for (const auto& w : workers_) s += w->spawned();
+  return f == s;
+}
+
+bool pool_impl::wait_idle(std::chrono::steady_clock::time_point deadline) {
+  if (worker* w = current_worker(); w != nullptr && &w->owner_pool() == this) {
+    throw std::logic_error(
+        "weft::pool::wait_idle called from a task running on one of this pool's own workers: that task is not "
+        "finished, so the pool cannot become idle while it waits. Use a task_group to wait for its children");
+  }
+  struct idle {
+    static bool ready(const void* ctx) noexcept { return static_cast<const pool_impl*>(ctx)->idle_now(); }
+  };
+  // No completion notifies an idle waiter (that would cost every task a check): the wait
+  // re-checks on a backoff from 20 us to 1 ms, helping its own pool meanwhile when the
+  // caller is a worker of another pool.
+  auto nap = std::chrono::microseconds(20);
+  for (;;) {
+    if (idle_now()) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    const auto until = (deadline - now > nap) ? now + nap : deadline;
+    if (wait_until(&accepted_ext_, &idle::ready, this, until)) return true;
+    nap = std::min<std::chrono::microseconds>(nap * 2, std::chrono::milliseconds(1));
+  }
+}
+
 void pool_impl::count_external(task_result r) noexcept {
   // relaxed: counters.
   (r == task_result::ok ? ext_completed_ : r == task_result::failed ? ext_failed_ : ext_cancelled_)
@@ -281,6 +433,7 @@ metrics pool_impl::snapshot() const noexcept {
   m.failed = ext_failed_.load(std::memory_order_relaxed);
   m.cancelled = ext_cancelled_.load(std::memory_order_relaxed);
   m.rejected = rejected_.load(std::memory_order_relaxed);
+  m.discarded = discarded_.load(std::memory_order_relaxed);
   latency_histogram::counts wait{}, run{};
   std::uint64_t wait_max = 0, run_max = 0;
   for (const auto& w : workers_) {
@@ -335,6 +488,11 @@ pool::~pool() {
   // Drain while impl_ is still set: the tasks that run during the drain may call back into
   // this pool (post from a worker, task_group::run, report_unobserved, stats); unique_ptr's
   // reset() nulls impl_ before ~pool_impl runs, so its own close() would be too late.
+  // pool_options::drain_timeout: drain until then, then stop (close(deadline) cancels what
+  // is queued and fires the running tasks' tokens) and wait for the running tasks.
+  if (const auto limit = impl_->options().drain_timeout; limit != std::chrono::steady_clock::duration::max()) {
+    impl_->close_until(detail::saturating_deadline(std::chrono::steady_clock::now(), limit));
+  }
   impl_->close();
   impl_.reset();
 }
@@ -342,6 +500,18 @@ pool::~pool() {
 void pool::enqueue(detail::task* t) { detail::scheduler(*impl_).submit(t); }
 
 submit_status pool::try_enqueue(detail::task* t) { return detail::scheduler(*impl_).try_submit(t); }
+
+submit_status pool::enqueue_until(detail::task* t, std::chrono::steady_clock::time_point deadline,
+                                  const std::stop_token& stop) {
+  return detail::scheduler(*impl_).submit_until(t, deadline, stop);
+}
+
+void pool::enqueue_bulk(detail::task* const* tasks, std::size_t n) {
+  detail::scheduler(*impl_).submit_bulk(tasks, n);
+}
+
+void pool::wait_idle() { impl_->wait_idle(std::chrono::steady_clock::time_point::max()); }
+bool pool::wait_idle(std::chrono::steady_clock::time_point deadline) { return impl_->wait_idle(deadline); }
 
 void pool::enqueue_submission(detail::task* t, const std::shared_ptr<detail::submission_base>& s,
                               const task_options& options) {
@@ -369,6 +539,7 @@ void pool::enqueue_submission(detail::task* t, const std::shared_ptr<detail::sub
     // and never queued, so no worker can start it. The submission goes straight from queued
     // to pending to finished on this thread; nothing else can reach it (it is not armed).
     // Counted before the delivery, so a snapshot taken once the outcome is seen includes it.
+    impl_->count_accepted();
     impl_->count_external(detail::task_result::cancelled);
     s->accept();
     detail::cancel_task(t);

@@ -26,6 +26,19 @@
 //      no queue: the drain would miss it, and the stopping call would return before that
 //      worker completes it). Only a worker that was idle can still take one concurrently; it
 //      completes it as cancelled a moment later. After the tokens fire it drains once more.
+// Capacity credits (pool_options::capacity; all of this only when it is non-zero):
+//   C1 `queued_ext_` counts the tasks in the injection queue, every one of them (external
+//      submissions, hand-backs, a worker's submit_global): incremented before the enqueue,
+//      decremented by whoever takes tasks out (a worker's batch, the stopping drain, a
+//      discard), so it never underflows.
+//   C2 An external submitter keeps its increment only when the old value was below the
+//      capacity, else takes it back and the pool is full: at most `capacity` external
+//      submissions are ever queued at once. Hand-backs and workers' submissions add without
+//      the check: they are never refused (internal work must not deadlock its own pool).
+//   C3 Whoever takes tasks out decrements with seq_cst and then calls
+//      notify_address(&queued_ext_) (weft/detail/wait.hpp: one load when nobody waits), so
+//      a submitter blocked for room (full_policy::block) re-checks; close() notifies too,
+//      and a blocked submitter's condition includes the closed bit.
 // Several lifecycle calls at once (close, close(deadline), stop_now, ~pool, from any
 // threads). close_mu_ guards only the decisions, never a wait, so a later call can always
 // escalate one in progress (a stop_now during a close() that drains a long task):
@@ -81,6 +94,26 @@ class pool_impl {
 
   // External submission (S1). False when closed; the task is then not queued.
   bool inject(task* t);
+  // inject for n tasks at once (unbounded pools only): all queued, or none (false: closed;
+  // std::bad_alloc: the queue could not grow).
+  bool inject_bulk(task* const* tasks, std::size_t n);
+  // As inject, from a thread outside the pool, with the capacity check (C2): closed or
+  // full leave the task untouched.
+  submit_status inject_external(task* t);
+  // Blocks until the injection queue has room (C3) or the pool is closed, or `deadline`
+  // passes or `stop` fires (false then).
+  bool wait_for_room(std::chrono::steady_clock::time_point deadline, const std::stop_token& stop);
+  // Completes the oldest queued external task as cancelled (full_policy::discard_oldest);
+  // false when the queue was empty.
+  bool discard_oldest() noexcept;
+  // C1/C3: `n` tasks left the injection queue.
+  void release_credits(std::size_t n) noexcept {
+    if (capacity_ == 0) return;
+    queued_ext_.fetch_sub(n, std::memory_order_seq_cst);  // seq_cst: C3, the wait protocol's notifier half
+    notify_address(&queued_ext_);
+  }
+  bool bounded() const noexcept { return capacity_ != 0; }
+  void count_discarded() noexcept { discarded_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: a counter
   // Into a registered source (task_source.hpp, TS3): gated like inject when the caller is
   // not one of this pool's workers. closed: refused by the gate; full: by the source. The
   // task is untouched unless accepted.
@@ -134,6 +167,16 @@ class pool_impl {
   void report_exception(std::exception_ptr e) noexcept;
   void log(std::string_view line) const noexcept;
 
+  // A task accepted from outside the pool's workers (queued, run by its caller, or
+  // cancelled at submission): counted before it becomes visible (idle_now).
+  void count_accepted() noexcept { accepted_ext_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: see idle_now
+  // Takes a count_accepted back: the task was not queued after all (never visible).
+  void count_rejected_accepted() noexcept { accepted_ext_.fetch_sub(1, std::memory_order_relaxed); }  // relaxed: as above
+  // True when every task accepted so far has finished, at some instant during the call
+  // (a double collect over monotone counters, see pool.cpp).
+  bool idle_now() const noexcept;
+  // wait_idle: until idle_now() or `deadline`. Throws std::logic_error on this pool's workers.
+  bool wait_idle(std::chrono::steady_clock::time_point deadline);
   void count_rejected() noexcept { rejected_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: a counter
   // Counts a task completed by a thread that is not a worker (the stopping thread's drain).
   void count_external(task_result r) noexcept;
@@ -181,7 +224,10 @@ class pool_impl {
   std::atomic<bool> cancelling_{false};
   std::atomic<std::uint32_t> live_{0};  // workers that have not exited; futex word for close_until
   // Tasks completed by non-worker threads (the stopping thread's drain), and rejections.
-  std::atomic<std::uint64_t> ext_completed_{0}, ext_failed_{0}, ext_cancelled_{0}, rejected_{0};
+  std::atomic<std::uint64_t> ext_completed_{0}, ext_failed_{0}, ext_cancelled_{0}, rejected_{0}, discarded_{0};
+  std::atomic<std::uint64_t> accepted_ext_{0};  // count_accepted
+  std::size_t capacity_ = 0;                   // options_.capacity; 0: unbounded
+  alignas(destructive_interference) std::atomic<std::size_t> queued_ext_{0};  // C1
   std::mutex timer_mu_;
   std::unique_ptr<timer_service> timer_;  // guarded by timer_mu_ until created
   std::shared_ptr<cancel_ledger> ledger_ = std::make_shared<cancel_ledger>();

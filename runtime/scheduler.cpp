@@ -41,24 +41,123 @@ bool on_worker_of(const pool_impl& p) noexcept {
 
 submit_status scheduler::try_submit(task* t) {
   maybe_stamp(*pool_, t);
+  submit_status st = submit_status::closed;
   try {
     if (worker* w = tls_worker; w != nullptr && &w->owner_pool() == pool_) {
-      w->spawn(t);
+      w->spawn(t);  // internal work: never counted against the capacity (pool_impl.hpp, C2)
       return submit_status::accepted;
     }
-    if (pool_->inject(t)) return submit_status::accepted;
+    st = pool_->inject_external(t);
   } catch (...) {  // bad_alloc from the deque or the queue: the task never ran
     pool_->count_rejected();
     discard_task(t);
     throw;
   }
-  pool_->count_rejected();
-  discard_task(t);
-  return submit_status::closed;
+  if (st != submit_status::accepted) {
+    pool_->count_rejected();
+    discard_task(t);
+  }
+  return st;
 }
 
 void scheduler::submit(task* t) {
-  if (try_submit(t) == submit_status::closed) throw_pool_closed(*pool_);
+  maybe_stamp(*pool_, t);
+  if (worker* w = tls_worker; w != nullptr && &w->owner_pool() == pool_) {
+    try {
+      w->spawn(t);
+    } catch (...) {
+      pool_->count_rejected();
+      discard_task(t);
+      throw;
+    }
+    return;
+  }
+  for (;;) {
+    submit_status st = submit_status::closed;
+    try {
+      st = pool_->inject_external(t);
+    } catch (...) {
+      pool_->count_rejected();
+      discard_task(t);
+      throw;
+    }
+    if (st == submit_status::accepted) return;
+    if (st == submit_status::full) {
+      switch (pool_->options().when_full) {
+        case full_policy::block:
+          pool_->wait_for_room(std::chrono::steady_clock::time_point::max(), {});
+          continue;  // room, or closed: the next attempt says which
+        case full_policy::caller_runs:
+          // Runs here, now; counted like a task a worker ran (or cancelled, when stopping).
+          pool_->count_accepted();
+          pool_->count_external(run_task(*pool_, t));
+          return;
+        case full_policy::discard_oldest:
+          pool_->discard_oldest();  // false: a worker just emptied the queue; retry anyway
+          continue;
+        case full_policy::reject:
+          break;
+      }
+    }
+    pool_->count_rejected();
+    discard_task(t);
+    if (st == submit_status::full) throw queue_full();
+    throw_pool_closed(*pool_);
+  }
+}
+
+submit_status scheduler::submit_until(task* t, std::chrono::steady_clock::time_point deadline,
+                                      const std::stop_token& stop) {
+  maybe_stamp(*pool_, t);
+  for (;;) {
+    submit_status st = submit_status::closed;
+    try {
+      if (worker* w = tls_worker; w != nullptr && &w->owner_pool() == pool_) {
+        w->spawn(t);
+        return submit_status::accepted;
+      }
+      st = pool_->inject_external(t);
+    } catch (...) {
+      pool_->count_rejected();
+      discard_task(t);
+      throw;
+    }
+    if (st == submit_status::full && !stop.stop_requested() && pool_->wait_for_room(deadline, stop)) continue;
+    if (st != submit_status::accepted) {
+      pool_->count_rejected();
+      discard_task(t);
+    }
+    return st;
+  }
+}
+
+void scheduler::submit_bulk(task* const* tasks, std::size_t n) {
+  std::size_t i = 0;
+  try {
+    if (tls_worker != nullptr && &tls_worker->owner_pool() == pool_) {
+      for (; i < n; ++i) submit(tasks[i]);  // each onto the deque
+      return;
+    }
+    if (pool_->bounded()) {
+      for (; i < n; ++i) submit(tasks[i]);  // each under the full_policy
+      return;
+    }
+    for (std::size_t k = 0; k < n; ++k) maybe_stamp(*pool_, tasks[k]);
+    if (pool_->inject_bulk(tasks, n)) return;
+  } catch (...) {
+    // submit consumed tasks[i] (it threw for it); inject_bulk queued none of them.
+    const std::size_t from = (tls_worker != nullptr && &tls_worker->owner_pool() == pool_) || pool_->bounded() ? i + 1 : 0;
+    for (std::size_t k = from; k < n; ++k) {
+      pool_->count_rejected();
+      discard_task(tasks[k]);
+    }
+    throw;
+  }
+  for (std::size_t k = 0; k < n; ++k) {  // closed: none was queued
+    pool_->count_rejected();
+    discard_task(tasks[k]);
+  }
+  if (n != 0) throw_pool_closed(*pool_);
 }
 
 void scheduler::submit_global(task* t) {

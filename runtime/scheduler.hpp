@@ -8,6 +8,7 @@
 // |                         | the injection queue, through the submission gate               |
 // | submit_global(t)        | the injection queue from any thread (no locality)              |
 // | try_submit(t)           | as submit, with a status instead of an exception               |
+// | submit_until(t, d, st)  | as try_submit, waiting for room (capacity) until d or st       |
 // | add_source(s)           | registers a task source; returns its id (task_source.hpp)      |
 // | submit_to(id, t)        | puts t into a registered source, gated like the injection      |
 // |                         | queue, then wakes a worker                                     |
@@ -35,6 +36,7 @@
 
 #include <chrono>
 #include <memory>
+#include <stop_token>
 
 #include "task_source.hpp"
 #include "weft/detail/task.hpp"
@@ -59,10 +61,19 @@ class scheduler {
  public:
   explicit scheduler(pool_impl& p) noexcept : pool_(&p) {}
 
-  // Throws pool_closed (from outside the pool, once closed) or std::bad_alloc.
+  // From outside the pool, a full queue (pool_options::capacity) is handled by the pool's
+  // full_policy. Throws pool_closed (from outside the pool, once closed), queue_full
+  // (full_policy::reject) or std::bad_alloc.
   void submit(task* t);
+  // submit for n tasks: from outside an unbounded pool one bulk operation, all or
+  // nothing. On a throw, the tasks not accepted were destroyed and counted as rejected.
+  void submit_bulk(task* const* tasks, std::size_t n);
+  // Always the injection queue, never refused for capacity (internal work).
   void submit_global(task* t);
-  submit_status try_submit(task* t);  // throws std::bad_alloc only
+  // accepted, closed or full (no policy applied); throws std::bad_alloc only.
+  submit_status try_submit(task* t);
+  // As try_submit, but waits for room until `deadline` or `stop` (then: full).
+  submit_status submit_until(task* t, std::chrono::steady_clock::time_point deadline, const std::stop_token& stop);
 
   unsigned add_source(std::shared_ptr<task_source> s);
   // submit_status::closed once the pool is closed; ::full when the source refused it.

@@ -123,7 +123,14 @@ void worker::abandon() noexcept {
 
 void worker::spawn(task* t) {
   t->isolation = isolation_.tag;  // a task spawned inside a region belongs to it
-  push(t);
+  bump(spawned_);  // before the task is visible (pool_impl::idle_now)
+  try {
+    push(t);
+  } catch (...) {  // not queued after all: take the count back (owner-only counter)
+    // relaxed load: only the owner writes; release: as in bump.
+    spawned_.store(spawned_.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+    throw;
+  }
   // The full T1, fence included (sleep.hpp: a spawner may block outside weft next).
   pool_.sleep().notify_work();
 }
@@ -190,6 +197,7 @@ task* worker::from_injector() noexcept {
   task* batch[kInjectorBatch];
   const std::size_t n = pool_.injector().try_dequeue_bulk(consumer_, batch, kInjectorBatch);
   if (n == 0) return nullptr;
+  pool_.release_credits(n);  // C1 of pool_impl.hpp; nothing when the pool is unbounded
   // Keep FIFO order for the owner: push the later ones so that pop returns batch[1] next.
   batch_lo_ = owner_.mark();
   for (std::size_t i = n - 1; i >= 1; --i) push_or_run(batch[i]);
@@ -358,6 +366,7 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
     }
     sleep.notify_work();
   }
+  if (ticket.last_awake) trim_heap_if_worthwhile();  // the pool is going idle: a good moment
   bump(parks_);
   const scheduler_hooks* hooks = pool_.hooks();
   if (hooks != nullptr && hooks->park != nullptr) hooks->park(hooks->ctx, index_);

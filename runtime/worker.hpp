@@ -126,6 +126,13 @@ class worker {
     std::uint64_t completed, failed, cancelled, steals, parks, running;
   };
   counters read_counters() const noexcept;
+  // wait_idle's double collect (pool_impl::idle_now): tasks this worker finished (ran,
+  // failed or cancelled) and tasks it spawned. acquire: pairs with bump's release store.
+  std::uint64_t finished() const noexcept {
+    return completed_.load(std::memory_order_acquire) + failed_.load(std::memory_order_acquire) +
+           cancelled_.load(std::memory_order_acquire);
+  }
+  std::uint64_t spawned() const noexcept { return spawned_.load(std::memory_order_acquire); }
   void add_latencies(latency_histogram::counts& wait, std::uint64_t& wait_max, latency_histogram::counts& run,
                      std::uint64_t& run_max) const noexcept;
 
@@ -143,8 +150,10 @@ class worker {
   void push_or_run(task* t) noexcept;
   static void bump(std::atomic<std::uint64_t>& c) noexcept {
     // Owner-only counters: a plain load+store (no locked RMW); readers tolerate staleness.
-    // relaxed both: nothing is published through a counter.
-    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    // relaxed load: only the owner writes. release store: the finished and spawned counts
+    // pair with the acquire loads of pool_impl::idle_now (wait_idle's double collect), so a
+    // reader that sees a task finished also sees every spawn that preceded it.
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
 
   // Deque slots hold the task pointer with bit 0 set for a task of an isolated region.
@@ -190,6 +199,7 @@ class worker {
   std::atomic<std::uint64_t> failed_{0};
   std::atomic<std::uint64_t> cancelled_{0};
   std::atomic<std::uint64_t> steals_{0};
+  std::atomic<std::uint64_t> spawned_{0};  // counted before the push (idle_now)
   std::atomic<std::uint64_t> parks_{0};
   std::atomic<std::uint64_t> running_{0};
   latency_histogram queue_wait_;
@@ -202,6 +212,10 @@ class worker {
 // submission path reads it without a call (it is per-task hot).
 extern constinit thread_local worker* tls_worker;
 worker* current_worker() noexcept;
+
+// After a burst, returns the heap pages of freed task blocks to the kernel (task_alloc.cpp);
+// called by the worker whose park leaves its pool idle. Cheap when there is nothing to do.
+void trim_heap_if_worthwhile() noexcept;
 
 // Nanoseconds on the steady clock (latency stamps).
 std::uint64_t now_ns() noexcept;

@@ -24,6 +24,15 @@ class task_cancelled : public std::runtime_error {
   explicit task_cancelled(const std::string& why) : std::runtime_error(why) {}
 };
 
+// Thrown by post/submit from outside the pool when it is at capacity
+// (pool_options::capacity) and its policy is full_policy::reject. The callable was
+// destroyed without running.
+class queue_full : public std::runtime_error {
+ public:
+  queue_full() : std::runtime_error("weft: the pool's queue is at capacity (pool_options::capacity)") {}
+  explicit queue_full(const std::string& why) : std::runtime_error(why) {}
+};
+
 // hwloc reported an error the pool cannot work around (rare: most topology problems fall
 // back to an unpinned pool and a logged line instead).
 class topology_error : public std::runtime_error {

@@ -18,7 +18,9 @@ struct metrics {
   std::uint64_t cancelled = 0;  // tasks that completed as cancelled without running (counted when
                                 // the cancellation is delivered, also while the task's queue
                                 // entry still waits to be popped: it is no longer `queued` then)
-  std::uint64_t rejected = 0;   // submissions refused (closed pool, out of memory)
+  std::uint64_t rejected = 0;   // submissions refused (closed pool, full queue, out of memory)
+  std::uint64_t discarded = 0;  // queued tasks dropped for newer ones (full_policy::discard_oldest);
+                                // also counted in `cancelled`
   std::uint64_t steals = 0;     // tasks taken from another worker's deque
   std::uint64_t parks = 0;      // times a worker went to sleep
 

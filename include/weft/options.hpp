@@ -15,6 +15,9 @@
 // | deque_capacity  | power of two in [2, 2^20]                     | initial slots of each worker's deque       |
 // |                 | (2^20: 8 MiB per worker, allocated up front)  | (it grows on demand beyond it)             |
 // | latency_sample_every | any                                      | 0: no latency sampling                     |
+// | capacity        | any                                           | 0: unbounded                               |
+// | when_full       | any full_policy                               |                                            |
+// | drain_timeout   | any; saturating                               | <= 0: the destructor drains nothing        |
 //
 // "Usable cores" is the number of cores in the process's allowed cpuset (taskset, cgroup
 // cpuset, an MPI launcher's binding), further capped by a cgroup v2 CPU quota (cpu.max),
@@ -25,6 +28,7 @@
 // `workers` and `pinning` when `read_environment` is true (see pool.hpp).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -42,6 +46,16 @@ enum class pin_policy {
   explicit_list,  // worker i on pus[i % pus.size()]
 };
 
+// What a submission from outside does when the pool is at capacity (pool_options::capacity).
+enum class full_policy {
+  reject,          // post/submit throw weft::queue_full; the callable is destroyed unrun
+  block,           // wait for room; close()/stop_now() wake the caller with pool_closed. On a
+                   // worker of another pool the wait runs that pool's tasks meanwhile.
+  caller_runs,     // run the task on the calling thread, before post/submit returns
+  discard_oldest,  // the oldest queued external task completes as cancelled (its future gets
+                   // task_cancelled; counted in metrics::discarded), and this one is queued
+};
+
 // Name of a policy as used by WEFT_PIN and weft-topo ("none", "compact", ...).
 std::string_view to_string(pin_policy p) noexcept;
 // Parses a policy name; throws std::invalid_argument naming `option` on anything else.
@@ -50,15 +64,15 @@ pin_policy parse_pin_policy(std::string_view text, std::string_view option = "pi
 struct pool_options {
   int workers = 0;
   pin_policy pinning = pin_policy::compact;
-  std::vector<unsigned> pus;
+  std::vector<unsigned> pus{};
   std::string name = "weft";
   unsigned spin_rounds = 64;
   std::size_t deque_capacity = 256;
   // Where the pool reports things once (pinning unavailable, a task's exception that had
   // nowhere else to go). Default: a line on stderr. Called from any thread; must not throw.
-  std::function<void(std::string_view)> logger;
+  std::function<void(std::string_view)> logger{};
   // Receives the exception of a fire-and-forget task (post). Default: the logger.
-  std::function<void(std::exception_ptr)> on_task_exception;
+  std::function<void(std::exception_ptr)> on_task_exception{};
   // One in this many submissions (per submitting thread) is timed for the queue-wait and
   // run-time distributions of metrics; 0 turns the sampling off. The cost at 64 is below
   // measurement noise on fib(30) (BENCHMARKS.md).
@@ -68,7 +82,23 @@ struct pool_options {
   // The pool's base token: when it fires, every running task's stop token fires and every
   // task that has not started completes as cancelled (like stop_now, but the pool stays
   // open: later submissions are cancelled as they come).
-  std::stop_token stop_token;
+  std::stop_token stop_token{};
+
+  // ---- bounded submission (see pool.hpp, "Capacity") ----
+  // At most this many tasks submitted from outside the pool wait in its injection queue at
+  // once; 0: unbounded. Tasks spawned by running tasks (post from a worker, task_group
+  // children) are never counted and never refused, so a task cannot deadlock its own pool
+  // by submitting.
+  std::size_t capacity = 0;
+  // What post/submit do when the queue is at capacity (try_post/try_submit always report
+  // submit_status::full instead).
+  full_policy when_full = full_policy::reject;
+
+  // ---- the destructor ----
+  // How long ~pool drains before it stops: after this, still-queued tasks complete as
+  // cancelled and running tasks' tokens fire, then the workers are joined (close(deadline)
+  // followed by close()). duration::max() (the default): drain everything.
+  std::chrono::steady_clock::duration drain_timeout = std::chrono::steady_clock::duration::max();
 };
 
 }  // namespace weft

@@ -29,6 +29,19 @@
 // never wait for each other's drain: a stop_now() or close(deadline) escalates a close() in
 // progress on another thread, and every call returns once the pool is stopped or joined.
 //
+// Capacity (pool_options::capacity, full_policy). A bounded pool holds at most `capacity`
+// tasks submitted from outside its workers in its injection queue; a slot is freed when a
+// worker takes the task. Tasks spawned by running tasks (post or submit from a worker of
+// this pool, task_group children) are never counted and never refused, so a task cannot
+// deadlock its own pool by submitting. When the queue is full:
+// | call                         | reject            | block                | caller_runs     | discard_oldest        |
+// |------------------------------|-------------------|----------------------|-----------------|-----------------------|
+// | post, submit, post_bulk      | throws queue_full | waits for room       | runs f here     | oldest -> cancelled,  |
+// |                              |                   | (close: pool_closed) |                 | f queued              |
+// | try_post, try_submit         | submit_status::full, whatever the policy                                         |
+// | post_until, submit_until     | waits for room until the deadline or the stop token, then submit_status::full    |
+// A refused callable is destroyed without running and counted in metrics::rejected.
+//
 // Callables. Their destructors (and those of everything they capture) must not throw: a
 // task is destroyed on a worker after it ran or was cancelled, where the exception could
 // only terminate the program. A destructor declared noexcept(false) is rejected at compile
@@ -47,6 +60,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/submission.hpp"
@@ -66,6 +80,14 @@ class pool_impl;
 
 class pool;
 detail::pool_impl& impl_of(pool& p) noexcept;  // runtime-internal
+
+// What try_submit / submit_until return: a status, and the future when it is accepted.
+template <class R>
+struct submit_attempt {
+  submit_status status;
+  future<R> result;  // valid() only when status == submit_status::accepted
+  explicit operator bool() const noexcept { return status == submit_status::accepted; }
+};
 
 class pool {
  public:
@@ -109,10 +131,60 @@ class pool {
     submit_with(std::forward<F>(f), std::forward<Done>(on_done), options);
   }
 
-  // As post, but reports a closed pool as a status instead of an exception.
+  // As post, but never blocks and never throws for a closed or full pool: accepted,
+  // closed, or full (pool_options::capacity reached; the pool's full_policy is not
+  // applied). Throws std::bad_alloc only. Not accepted: f was destroyed without running.
   template <class F>
   submit_status try_post(F&& f) {
     return try_enqueue(detail::make_task(plain_task<std::decay_t<F>>{this, std::forward<F>(f)}));
+  }
+
+  // As try_post, but waits for room while the pool is full, until `deadline` passes or
+  // `stop` fires (then: full). A deadline already past is one attempt.
+  template <class F>
+  submit_status post_until(F&& f, std::chrono::steady_clock::time_point deadline, std::stop_token stop = {}) {
+    return enqueue_until(detail::make_task(plain_task<std::decay_t<F>>{this, std::forward<F>(f)}), deadline, stop);
+  }
+  template <class F, class Rep, class Period>
+  submit_status post_for(F&& f, std::chrono::duration<Rep, Period> timeout, std::stop_token stop = {}) {
+    return post_until(std::forward<F>(f), detail::saturating_deadline(std::chrono::steady_clock::now(), timeout),
+                      std::move(stop));
+  }
+
+  // Posts every callable of [first, last) (a range of callables, moved from). From outside
+  // the pool on an unbounded pool: one operation on the injection queue (one gate
+  // crossing, one wake-up), all or nothing. From a worker of this pool: each onto its
+  // deque. On a bounded pool (pool_options::capacity): one at a time, under its
+  // full_policy. Throws like post: the callables accepted before the throw will run; the
+  // rest were destroyed without running and counted as rejected.
+  template <class It>
+  void post_bulk(It first, It last);
+
+  // As submit for every callable of [first, last): their futures, in order.
+  template <class It>
+  auto submit_bulk(It first, It last) -> std::vector<future<detail::task_result_t<decltype(*first)>>>;
+
+  // As submit, with a status instead of an exception for a closed or full pool (the
+  // pool's full_policy is not applied): `result` is valid only when status is accepted.
+  template <class F>
+  auto try_submit(F&& f) -> submit_attempt<detail::task_result_t<F>> {
+    using R = detail::task_result_t<F>;
+    auto state = std::make_shared<detail::future_state<R>>();
+    const submit_status st =
+        try_enqueue(detail::make_task(future_task<R, std::decay_t<F>>{this, state, std::forward<F>(f)}));
+    if (st != submit_status::accepted) return {st, future<R>()};
+    return {st, future<R>(std::move(state))};
+  }
+  // As try_submit, waiting for room until `deadline` or `stop` (as post_until).
+  template <class F>
+  auto submit_until(F&& f, std::chrono::steady_clock::time_point deadline, std::stop_token stop = {})
+      -> submit_attempt<detail::task_result_t<F>> {
+    using R = detail::task_result_t<F>;
+    auto state = std::make_shared<detail::future_state<R>>();
+    const submit_status st = enqueue_until(
+        detail::make_task(future_task<R, std::decay_t<F>>{this, state, std::forward<F>(f)}), deadline, stop);
+    if (st != submit_status::accepted) return {st, future<R>()};
+    return {st, future<R>(std::move(state))};
   }
 
   // Runs f on the pool; the future holds its result, its exception, or task_cancelled.
@@ -130,6 +202,20 @@ class pool {
     auto state = std::make_shared<detail::future_state<R>>();
     submit_with(std::forward<F>(f), detail::to_future<R>{state}, options);
     return future<R>(std::move(state));
+  }
+
+  // ---- waiting without closing ----
+  // Returns once every task submitted to this pool so far (and everything those tasks
+  // spawned) has finished, at some instant during the call: the pool was idle then. Tasks
+  // submitted concurrently may or may not be waited for. The pool stays open. Throws
+  // std::logic_error on one of this pool's own workers (the calling task itself is not
+  // finished). On a worker of another pool the wait runs that pool's tasks meanwhile.
+  void wait_idle();
+  // As wait_idle, until `deadline`: false when the pool was still busy then.
+  bool wait_idle(std::chrono::steady_clock::time_point deadline);
+  template <class Rep, class Period>
+  bool wait_idle_for(std::chrono::duration<Rep, Period> timeout) {
+    return wait_idle(detail::saturating_deadline(std::chrono::steady_clock::now(), timeout));
   }
 
   // ---- lifecycle ----
@@ -174,6 +260,11 @@ class pool {
   // The task block is always consumed: queued, or destroyed before the call returns/throws.
   void enqueue(detail::task* t);
   submit_status try_enqueue(detail::task* t);
+  submit_status enqueue_until(detail::task* t, std::chrono::steady_clock::time_point deadline,
+                              const std::stop_token& stop);
+  // Queues n tasks; every block is consumed. Throws like enqueue (the blocks not queued
+  // destroyed and counted as rejected).
+  void enqueue_bulk(detail::task* const* tasks, std::size_t n);
   // Queues a submission task, arming its tokens and deadline. Throws like enqueue.
   void enqueue_submission(detail::task* t, const std::shared_ptr<detail::submission_base>& s,
                           const task_options& options);
@@ -227,5 +318,38 @@ class pool {
   friend detail::pool_impl& impl_of(pool& p) noexcept;
   std::unique_ptr<detail::pool_impl> impl_;
 };
+
+template <class It>
+void pool::post_bulk(It first, It last) {
+  using F = std::decay_t<decltype(*first)>;
+  std::vector<detail::task*> tasks;
+  try {
+    for (; first != last; ++first) tasks.push_back(detail::make_task(plain_task<F>{this, std::move(*first)}));
+  } catch (...) {
+    for (detail::task* t : tasks) detail::discard_task(t);
+    throw;
+  }
+  enqueue_bulk(tasks.data(), tasks.size());
+}
+
+template <class It>
+auto pool::submit_bulk(It first, It last) -> std::vector<future<detail::task_result_t<decltype(*first)>>> {
+  using F = std::decay_t<decltype(*first)>;
+  using R = detail::task_result_t<decltype(*first)>;
+  std::vector<future<R>> futures;
+  std::vector<detail::task*> tasks;
+  try {
+    for (; first != last; ++first) {
+      auto state = std::make_shared<detail::future_state<R>>();
+      tasks.push_back(detail::make_task(future_task<R, F>{this, state, std::move(*first)}));
+      futures.push_back(future<R>(std::move(state)));
+    }
+  } catch (...) {
+    for (detail::task* t : tasks) detail::discard_task(t);
+    throw;
+  }
+  enqueue_bulk(tasks.data(), tasks.size());
+  return futures;
+}
 
 }  // namespace weft

@@ -28,7 +28,7 @@
 namespace weft {
 
 struct task_options {
-  std::stop_token stop_token;
+  std::stop_token stop_token{};
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   // Relative alternative to deadline (zero: none; negative: already expired; saturating, so
   // duration::max() is none too). When both are set the earlier one counts.
