@@ -24,7 +24,7 @@
 namespace weft::mpi {
 namespace {
 
-[[noreturn]] void misuse(const std::string& why) { throw std::logic_error("weft::mpi::pool_for_this_rank: " + why); }
+[[noreturn]] void misuse(const std::string& why) { throw std::logic_error("weft::mpi: " + why); }
 
 // Throws std::logic_error for an MPI that weft cannot be used with (weft/mpi.hpp).
 void require_mpi_ready() {
