@@ -86,7 +86,7 @@ int run(int argc, char** argv) {
     std::sort(seconds.begin(), seconds.end());
     const double best = seconds.front(), median = seconds[seconds.size() / 2];
     std::printf("distributed_reduce: ranks %d, workers %d, n %llu, sum %llu %s closed form %llu: %s, "
-                "best %.4f s (%.3g elements/s), median %.4f s of %llu\n",
+                "best %.6f s (%.3g elements/s), median %.6f s of %llu\n",
                 ranks, total_workers, static_cast<unsigned long long>(n), static_cast<unsigned long long>(sum),
                 all_ok ? "==" : "!=", static_cast<unsigned long long>(closed_form(n)), all_ok ? "PASS" : "FAIL", best,
                 static_cast<double>(n) / best, median, static_cast<unsigned long long>(repeats));

@@ -18,8 +18,8 @@
 // Run: mpirun -np 2 ./dynamic_chunks [chunks] [len] [grab]
 //      (defaults 1000 chunks, len 100000, grab 1 chunk per fetch)
 // Output (rank 0, one line): "dynamic_chunks: ranks 2, chunks 1000, grab 1, each chunk
-// once: PASS, chunks per rank 503,497, sum ... == closed form: PASS, ... s". Exit status
-// 0 only if both checks pass.
+// once: PASS, chunks per rank 503,497, sum ... == closed form: PASS, T s, F us per counter
+// fetch (slowest rank's mean)". Exit status 0 only if both checks pass.
 #include <mpi.h>
 
 #include <algorithm>
@@ -85,20 +85,28 @@ class chunk_counter {
 
   // Atomically counter += n; returns the value before.
   u64 take(u64 n) {
+    const double start = MPI_Wtime();
     u64 before = 0;
     MPI_Fetch_and_op(&n, &before, MPI_UINT64_T, 0, 0, MPI_SUM, win_);
     MPI_Win_flush(0, win_);
+    seconds_ += MPI_Wtime() - start;
+    ++fetches_;
     return before;
   }
+  u64 fetches() const noexcept { return fetches_; }
+  double seconds() const noexcept { return seconds_; }  // spent in take()
 
  private:
   void* base_ = nullptr;
   MPI_Win win_ = MPI_WIN_NULL;
+  u64 fetches_ = 0;
+  double seconds_ = 0;
 };
 
 struct tally {
   std::vector<int> runs;  // per chunk: how often this rank ran it
   u64 chunks_done = 0, id_sum = 0, value = 0;
+  double fetch_us = 0;  // mean time of one fetch from the counter, microseconds
 };
 
 int run(int argc, char** argv) {
@@ -143,6 +151,7 @@ int run(int argc, char** argv) {
       account(first, last, done);
       first = next;
     }
+    mine.fetch_us = 1e6 * counter.seconds() / static_cast<double>(counter.fetches());
   }  // unlock_all + free: collective, every rank has finished taking
   const double seconds = MPI_Wtime() - start;
   pool->close();
@@ -156,6 +165,8 @@ int run(int argc, char** argv) {
   std::vector<u64> per_rank(static_cast<std::size_t>(ranks));
   MPI_Gather(&mine.chunks_done, 1, MPI_UINT64_T, per_rank.data(), 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
 
+  double slowest_fetch_us = 0;
+  MPI_Reduce(&mine.fetch_us, &slowest_fetch_us, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
   const bool value_ok = totals[2] == closed_form(j.bound(j.chunks));
   int once_ok = 1;
   if (rank == 0) {
@@ -167,10 +178,10 @@ int run(int argc, char** argv) {
       counts += std::to_string(c);  // appended: a+b chains trip g++ 12's -Wrestrict (PR 105329)
     }
     std::printf("dynamic_chunks: ranks %d, chunks %llu, grab %llu, each chunk once: %s, chunks per rank %s, "
-                "sum %llu %s closed form: %s, %.4f s\n",
+                "sum %llu %s closed form: %s, %.4f s, %.1f us per counter fetch (slowest rank's mean)\n",
                 ranks, static_cast<unsigned long long>(j.chunks), static_cast<unsigned long long>(j.grab),
                 once_ok ? "PASS" : "FAIL", counts.c_str(), static_cast<unsigned long long>(totals[2]),
-                value_ok ? "==" : "!=", value_ok ? "PASS" : "FAIL", seconds);
+                value_ok ? "==" : "!=", value_ok ? "PASS" : "FAIL", seconds, slowest_fetch_us);
     std::fflush(stdout);
   }
   MPI_Bcast(&once_ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
