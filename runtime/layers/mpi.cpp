@@ -9,8 +9,10 @@
 // the node computes the same overlap from the same data, so they agree on who warns (the
 // lowest node rank among those that overlap) without another message.
 #include <mpi.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -145,9 +147,19 @@ void write_line(const pool_options& pool, const std::string& line) {
     return;
   }
   const std::string with_newline = line + '\n';
-  // One fwrite of the whole line on unbuffered stderr: one write(2), so ranks sharing the
-  // launcher's stderr never interleave mid-line.
-  std::fwrite(with_newline.data(), 1, with_newline.size(), stderr);
+  // One write(2) of the whole line (a pipe takes up to PIPE_BUF bytes atomically), so
+  // ranks sharing the launcher's stderr never interleave mid-line. Flush what stdio holds
+  // first, to keep the order of this rank's own output.
+  std::fflush(stderr);
+  const char* data = with_newline.data();
+  std::size_t left = with_newline.size();
+  while (left > 0) {
+    const ssize_t n = ::write(STDERR_FILENO, data, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // stderr closed or broken: the log line is best effort
+    data += n;
+    left -= static_cast<std::size_t>(n);
+  }
 }
 
 }  // namespace
