@@ -66,10 +66,6 @@ std::string pu_set(std::vector<unsigned> pus) {
   return out + '}';
 }
 
-bool intersect(const std::vector<unsigned>& a, const std::vector<unsigned>& b) {
-  return std::any_of(a.begin(), a.end(), [&](unsigned pu) { return std::find(b.begin(), b.end(), pu) != b.end(); });
-}
-
 // What one node's ranks told each other.
 struct node_view {
   std::vector<int> world_rank;                // per node rank
@@ -109,20 +105,32 @@ node_view exchange_within_node(const rank_placement& me) {
   return v;
 }
 
-// Fills me.overlapping_ranks and, on the rank that writes it, me.warning.
+// Fills me.overlapping_ranks and, on the rank that writes it, me.warning. Linear in the
+// node's PUs times its ranks (a node of 128 unbound ranks on 256 PUs is 32K entries).
 void check_overlap(rank_placement& me, const node_view& v) {
   const std::size_t n = v.world_rank.size();
-  std::vector<bool> involved(n, false);
-  bool all_whole = true;
-  for (std::size_t a = 0; a < n; ++a) {
-    for (std::size_t b = a + 1; b < n; ++b) {
-      if (!intersect(v.pus[a], v.pus[b])) continue;
-      involved[a] = involved[b] = true;
-      if (v.world_rank[a] == me.rank) me.overlapping_ranks.push_back(v.world_rank[b]);
-      if (v.world_rank[b] == me.rank) me.overlapping_ranks.push_back(v.world_rank[a]);
+  // holders[pu]: the node ranks bound to PU pu.
+  std::vector<std::vector<std::size_t>> holders;
+  for (std::size_t r = 0; r < n; ++r) {
+    for (unsigned pu : v.pus[r]) {
+      if (pu >= holders.size()) holders.resize(pu + 1);
+      holders[pu].push_back(r);
     }
   }
+  std::vector<bool> involved(n, false), shares_with_me(n, false);
+  for (const std::vector<std::size_t>& h : holders) {
+    if (h.size() < 2) continue;
+    const bool mine = std::any_of(h.begin(), h.end(), [&](std::size_t r) { return v.world_rank[r] == me.rank; });
+    for (std::size_t r : h) {
+      involved[r] = true;
+      if (mine && v.world_rank[r] != me.rank) shares_with_me[r] = true;
+    }
+  }
+  for (std::size_t r = 0; r < n; ++r) {
+    if (shares_with_me[r]) me.overlapping_ranks.push_back(v.world_rank[r]);
+  }
   std::sort(me.overlapping_ranks.begin(), me.overlapping_ranks.end());
+  bool all_whole = true;
   std::string ranks;
   bool first_involved_is_me = false;
   for (std::size_t r = 0; r < n; ++r) {
