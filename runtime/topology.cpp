@@ -5,6 +5,8 @@
 // taskset mask, an MPI launcher's binding and a cgroup cpuset (which hwloc drops as
 // "disallowed" by default) all shrink the machine the pool sees. It is loaded, read into
 // plain data and destroyed again; binding uses a separate process-wide handle.
+// process_cpu_binding (for the MPI layer) loads one more, unrestricted, to set the
+// process's binding against the whole machine.
 //
 // Where hwloc cannot be used (library mismatch, load failure, no PUs) discovery returns a
 // flat machine built from the calling thread's affinity mask (or, if even that fails, from
@@ -267,6 +269,53 @@ bool bind_this_thread(unsigned os_index, std::string* why) {
     return false;
   }
   return true;
+}
+
+cpu_binding binding_within(const topology& machine, const std::vector<unsigned>& bound) {
+  std::vector<unsigned> sorted = bound;
+  std::sort(sorted.begin(), sorted.end());
+  cpu_binding b;
+  b.from_hwloc = machine.from_hwloc;
+  std::vector<bool> core_taken;
+  for (const pu_info& p : machine.pus) {
+    b.allowed.push_back(p.os_index);
+    if (!std::binary_search(sorted.begin(), sorted.end(), p.os_index)) continue;
+    b.pus.push_back(p.os_index);
+    if (p.core >= core_taken.size()) core_taken.resize(p.core + 1, false);
+    if (!core_taken[p.core]) {
+      core_taken[p.core] = true;
+      b.core_pus.push_back(p.os_index);
+    }
+  }
+  return b;
+}
+
+cpu_binding process_cpu_binding() {
+  std::string why;
+  // Unrestricted (but for disallowed PUs): the binding is compared with the whole machine.
+  topology_ptr topo = load_topology(/*restrict_to_binding=*/false, &why);
+  if (topo != nullptr) {
+    const topology machine = read_topology(topo.get());
+    std::vector<unsigned> bound;
+    bitmap_ptr set(hwloc_bitmap_alloc());
+    if (set != nullptr && hwloc_get_cpubind(topo.get(), set.get(), HWLOC_CPUBIND_PROCESS) == 0) {
+      unsigned cpu = 0;
+      hwloc_bitmap_foreach_begin(cpu, set.get()) { bound.push_back(cpu); }
+      hwloc_bitmap_foreach_end();
+    } else {
+      bound = affinity_cpus();  // no process binding support: the calling thread's mask
+    }
+    cpu_binding b = binding_within(machine, bound);
+    if (!b.pus.empty()) return b;
+    why = machine.pus.empty() ? "hwloc reported no usable PU" : "the binding holds no allowed PU";
+  }
+  // flat_fallback's PUs are the calling thread's affinity mask (or CPUs 0..n-1).
+  const topology flat = flat_fallback(why);
+  std::vector<unsigned> all;
+  for (const pu_info& p : flat.pus) all.push_back(p.os_index);
+  cpu_binding b = binding_within(flat, all);
+  b.error = why;
+  return b;
 }
 
 }  // namespace weft::detail

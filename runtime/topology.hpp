@@ -71,3 +71,29 @@ bool bind_this_thread(unsigned os_index, std::string* why);
 void prepare_thread_binding();
 
 }  // namespace weft::detail
+
+namespace weft::detail {
+
+// The process's CPU binding: what `mpirun --bind-to`, taskset or numactl left it, as hwloc's
+// hwloc_get_cpubind(HWLOC_CPUBIND_PROCESS) reports it (the union over the process's
+// threads), intersected with the allowed cpuset. weft's MPI layer (runtime/layers/mpi.cpp)
+// builds a rank's pool from it without ever including hwloc.
+struct cpu_binding {
+  std::vector<unsigned> pus;       // every bound PU, OS indices, in topology order
+  std::vector<unsigned> core_pus;  // the first bound PU of each core that has one: one worker per core
+  std::vector<unsigned> allowed;   // every PU the process may use at all (the whole machine, for it)
+  bool from_hwloc = false;         // false: pus read from sched_getaffinity, allowed = pus
+  std::string error;               // why hwloc was not used, when from_hwloc is false
+  bool whole_machine() const noexcept { return pus.size() == allowed.size(); }
+};
+
+// Reads the calling process's binding. Never throws for lack of hwloc information: falls
+// back to the calling thread's affinity mask, every PU its own core (from_hwloc false).
+cpu_binding process_cpu_binding();
+
+// Pure: `bound` (OS indices, any order, duplicates allowed) within `machine`: PUs outside
+// machine.pus are dropped, the rest listed in topology order, core_pus takes the first
+// bound PU of each core, allowed lists all of machine.pus. from_hwloc is machine.from_hwloc.
+cpu_binding binding_within(const topology& machine, const std::vector<unsigned>& bound);
+
+}  // namespace weft::detail

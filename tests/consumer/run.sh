@@ -17,3 +17,12 @@ PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch)/pkgco
   bash -c 'g++ -O2 "$0" $(pkg-config --cflags --libs weft) -o "$1"' "$here/main.cpp" "$work/pc-consumer"
 "$work/pc-consumer"
 echo "consumer: find_package(weft) and pkg-config both work"
+
+# weft::mpi, where this build installed it: find_package(weft COMPONENTS mpi), one rank.
+if [ -n "$(find "$prefix" -name weftMpiTargets.cmake)" ] && command -v mpirun >/dev/null; then
+  cmake -S "$here/mpi" -B "$work/mpi" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+  cmake --build "$work/mpi" >/dev/null
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none \
+    timeout 120 mpirun -np 1 --mca btl self,vader "$work/mpi/mpi_consumer"
+  echo "consumer: find_package(weft COMPONENTS mpi) works"
+fi
