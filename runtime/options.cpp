@@ -38,6 +38,7 @@ pool_options resolve_options(pool_options o, const topology& topo) {
   if (o.read_environment) {
     if (const char* w = std::getenv("WEFT_WORKERS"); w != nullptr && *w != '\0') o.workers = parse_workers_env(w);
     if (const char* p = std::getenv("WEFT_PIN"); p != nullptr && *p != '\0') o.pinning = parse_pin_policy(p, "WEFT_PIN");
+    if (const char* t = std::getenv("WEFT_TRACE"); t != nullptr && *t != '\0') o.trace_path = t;
   }
   if (o.workers < 0) invalid("workers", "must be >= 0 (0 means one per usable core), got " + std::to_string(o.workers));
   if (o.workers > kMaxWorkers) invalid("workers", "must be at most " + std::to_string(kMaxWorkers) + ", got " + std::to_string(o.workers));

@@ -34,6 +34,7 @@ pool_impl::pool_impl(pool_options options, std::shared_ptr<const scheduler_hooks
     : topo_(discover_topology()),
       options_(resolve_options(std::move(options), topo_)),
       sleep_(static_cast<unsigned>(options_.workers)) {
+  if (!hooks) hooks = make_observation_hooks(options_);  // observer.hpp; null when nothing is set
   if (hooks) set_hooks(std::move(hooks));  // before the workers start (scheduler.hpp)
   capacity_ = options_.capacity;
   install_fork_handlers();

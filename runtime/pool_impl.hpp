@@ -241,6 +241,10 @@ class pool_impl {
   unsigned fork_generation_ = 0;
 };
 
+// The hooks that pool_options' observation fields ask for (runtime/layers/observe.cpp),
+// or null when none is set.
+std::shared_ptr<const scheduler_hooks> make_observation_hooks(const pool_options& options);
+
 // Throws pool_closed, saying so when the pool is a forked child's copy.
 [[noreturn]] void throw_pool_closed(const pool_impl& impl);
 

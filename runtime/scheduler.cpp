@@ -26,6 +26,14 @@ namespace {
 thread_local unsigned sample_tick = 0;  // submissions on this thread; one in latency_sample_every is stamped
 
 void maybe_stamp(const pool_impl& p, task* t) noexcept {
+  if (const scheduler_hooks* h = p.hooks(); h != nullptr) [[unlikely]] {
+    if (h->stamp_all) t->stamp = now_ns();
+    if (h->submitted != nullptr) {
+      const worker* w = tls_worker;
+      h->submitted(h->ctx, (w != nullptr && &w->owner_pool() == &p) ? static_cast<int>(w->index()) : -1, t);
+    }
+    if (h->stamp_all) return;
+  }
   const unsigned every = p.options().latency_sample_every;
   if (every != 0 && ++sample_tick >= every) [[unlikely]] {
     sample_tick = 0;

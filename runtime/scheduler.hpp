@@ -25,9 +25,12 @@
 //   thread_start(ctx, worker, pu)   a worker thread started (pu: its PU, or -1 unpinned);
 //                                   before it runs any task
 //   thread_stop(ctx, worker)        a worker thread is about to exit; after its last task
+//   submitted(ctx, worker, t)       a submission is about to be queued (on the submitter)
 //   task_start(ctx, worker, t)      just before t runs (or is cancelled) on a worker
-//   task_finish(ctx, worker, r)     just after, with its result
+//   task_finish(ctx, worker, t, r)  just after, with its result
+//   run(ctx, worker, pool, t)       runs t instead of the plain call (a task wrapper)
 //   park(ctx, worker) / unpark      around a worker's sleep in the sleep protocol
+//   closed(ctx)                     the workers were joined
 // Hooks installed with set_hooks stay alive until the pool is destroyed (a worker may be
 // inside one when a later set_hooks replaces it); thread_start fires only for threads that
 // start after the hooks were set, so hooks meant for every thread go in at construction
@@ -51,10 +54,19 @@ struct scheduler_hooks {
   void* ctx = nullptr;
   void (*thread_start)(void* ctx, unsigned worker, int pu) = nullptr;
   void (*thread_stop)(void* ctx, unsigned worker) = nullptr;
+  // A submission is about to be queued (`worker`: the submitting worker's index, or -1).
+  void (*submitted)(void* ctx, int worker, const task* t) = nullptr;
   void (*task_start)(void* ctx, unsigned worker, const task* t) = nullptr;
-  void (*task_finish)(void* ctx, unsigned worker, task_result r) = nullptr;
+  // After t ran; t is only an identity then (its block is freed).
+  void (*task_finish)(void* ctx, unsigned worker, const task* t, task_result r) = nullptr;
+  // Replaces the plain run of a task when set; must consume t through run_task exactly once.
+  task_result (*run)(void* ctx, unsigned worker, pool_impl& pool, task* t) = nullptr;
   void (*park)(void* ctx, unsigned worker) = nullptr;
   void (*unpark)(void* ctx, unsigned worker) = nullptr;
+  // After the pool's workers were joined (close, the destructor); once.
+  void (*closed)(void* ctx) = nullptr;
+  // Stamp every submission with its enqueue time (the observers' wait times).
+  bool stamp_all = false;
 };
 
 class scheduler {

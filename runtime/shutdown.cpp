@@ -13,6 +13,7 @@ namespace weft::detail {
 void pool_impl::join_workers() {
   for (auto& w : workers_) w->join();
   joined_ = true;
+  if (const scheduler_hooks* h = hooks(); h != nullptr && h->closed != nullptr) h->closed(h->ctx);
 }
 
 namespace {

@@ -321,9 +321,10 @@ void worker::execute(task* t) noexcept {
   if (hooks != nullptr) [[unlikely]] {
     if (hooks->task_start != nullptr) hooks->task_start(hooks->ctx, index_, t);
   }
-  const task_result r = run_task_here(pool_, t);
+  const task_result r =
+      (hooks != nullptr && hooks->run != nullptr) ? hooks->run(hooks->ctx, index_, pool_, t) : run_task_here(pool_, t);
   if (hooks != nullptr) [[unlikely]] {
-    if (hooks->task_finish != nullptr) hooks->task_finish(hooks->ctx, index_, r);
+    if (hooks->task_finish != nullptr) hooks->task_finish(hooks->ctx, index_, t, r);
   }
   if (stamp != 0) {
     const std::uint64_t end = now_ns();

@@ -25,17 +25,21 @@
 // back to std::thread::hardware_concurrency().
 //
 // The environment variables WEFT_WORKERS and WEFT_PIN (none|compact|scatter) override
-// `workers` and `pinning` when `read_environment` is true (see pool.hpp).
+// `workers` and `pinning` when `read_environment` is true (see pool.hpp); WEFT_TRACE=path
+// then sets `trace_path`.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "weft/observer.hpp"
 
 namespace weft {
 
@@ -93,6 +97,13 @@ struct pool_options {
   // What post/submit do when the queue is at capacity (try_post/try_submit always report
   // submit_status::full instead).
   full_policy when_full = full_policy::reject;
+
+  // ---- observation (observer.hpp): all free when unset ----
+  std::function<void(unsigned worker, int pu)> on_thread_start{};  // pu: -1 when unpinned
+  std::function<void(unsigned worker)> on_thread_stop{};
+  task_wrapper wrap_tasks{};                       // called around every task a worker runs
+  std::shared_ptr<observer> task_observer{};       // on_submit / on_start / on_finish
+  std::string trace_path{};                        // write a Chrome/Perfetto trace here at close
 
   // ---- the destructor ----
   // How long ~pool drains before it stops: after this, still-queued tasks complete as

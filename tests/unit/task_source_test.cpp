@@ -239,7 +239,7 @@ std::shared_ptr<weft::detail::scheduler_hooks> counting_hooks(hook_counts& c) {
   };
   h->thread_stop = [](void* ctx, unsigned) { static_cast<hook_counts*>(ctx)->thread_stop.fetch_add(1); };
   h->task_start = [](void* ctx, unsigned, const task*) { static_cast<hook_counts*>(ctx)->task_start.fetch_add(1); };
-  h->task_finish = [](void* ctx, unsigned, weft::detail::task_result r) {
+  h->task_finish = [](void* ctx, unsigned, const task*, weft::detail::task_result r) {
     auto& k = *static_cast<hook_counts*>(ctx);
     k.task_finish.fetch_add(1);
     if (r == weft::detail::task_result::failed) k.failed.fetch_add(1);
