@@ -97,6 +97,7 @@ program parallel_loop
 
   print '(a, i0, a)', 'ran on ', pool%size(), ' workers'
   call check(pool%destroy(), "destroy")
+  deallocate(a)
   print '(a)', 'parallel_loop: OK'
 
 contains
