@@ -7,7 +7,9 @@
 // chunk numbers, which depends only on n and the grain, so the C result is deterministic
 // exactly as the C++ one is. The values are opaque byte buffers (c_value).
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -43,7 +45,12 @@ class c_value {
  public:
   static constexpr std::size_t kInline = 64;
   c_value(const void* src, std::size_t size) : size_(size) {
-    if (size_ > kInline) heap_.reset(new std::max_align_t[(size_ + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t)]);
+    // malloc, not new: a failed allocation is a status for the C caller, and the
+    // sanitizers report a failed operator new as fatal even with allocator_may_return_null.
+    if (size_ > kInline) {
+      heap_.reset(std::malloc(size_));  // max_align_t alignment, like inline_
+      if (!heap_) throw std::bad_alloc();
+    }
     std::memcpy(data(), src, size_);
   }
   c_value(const c_value& o) : c_value(o.data(), o.size_) {}
@@ -60,15 +67,16 @@ class c_value {
     if (!heap_) std::memcpy(inline_, o.inline_, size_);
     return *this;
   }
-  void* data() noexcept { return heap_ ? static_cast<void*>(heap_.get()) : static_cast<void*>(inline_); }
-  const void* data() const noexcept {
-    return heap_ ? static_cast<const void*>(heap_.get()) : static_cast<const void*>(inline_);
-  }
+  void* data() noexcept { return heap_ ? heap_.get() : static_cast<void*>(inline_); }
+  const void* data() const noexcept { return heap_ ? heap_.get() : static_cast<const void*>(inline_); }
 
  private:
   std::size_t size_;
   alignas(std::max_align_t) unsigned char inline_[kInline];
-  std::unique_ptr<std::max_align_t[]> heap_;
+  struct free_bytes {
+    void operator()(void* p) const noexcept { std::free(p); }
+  };
+  std::unique_ptr<void, free_bytes> heap_;
 };
 
 }  // namespace
@@ -100,6 +108,10 @@ weft_status weft_parallel_reduce(weft_pool* pool, int64_t begin, int64_t end, in
   constexpr const char* name = "weft_parallel_reduce";
   if (const char* why = range_problem(pool, begin, end, grain)) return fail(WEFT_INVALID_ARGUMENT, name, why);
   if (value_size == 0) return fail(WEFT_INVALID_ARGUMENT, name, "value_size is 0");
+  // No object is larger than PTRDIFF_MAX: such a size is a bug in the caller, not a request.
+  if (value_size > static_cast<std::size_t>(PTRDIFF_MAX)) {
+    return fail(WEFT_INVALID_ARGUMENT, name, "value_size is larger than any object");
+  }
   if (identity == nullptr || result == nullptr) return fail(WEFT_INVALID_ARGUMENT, name, "identity or result is NULL");
   if (map == nullptr || combine == nullptr) return fail(WEFT_INVALID_ARGUMENT, name, "map or combine is NULL");
   return guarded(name, [&] {

@@ -217,6 +217,13 @@ static void test_null_handles(void) {
   CHECK_STATUS(weft_parallel_reduce(pool, 0, 10, 0, sizeof v, &v, noop_map, NULL, NULL, &v), WEFT_INVALID_ARGUMENT);
   CHECK_STATUS(weft_parallel_reduce(pool, 0, 10, 0, 0, &v, noop_map, noop_combine, NULL, &v), WEFT_INVALID_ARGUMENT);
   CHECK(strstr(weft_last_error(), "value_size") != NULL);
+  CHECK_STATUS(weft_parallel_reduce(pool, 0, 10, 0, (size_t)-1, &v, noop_map, noop_combine, NULL, &v),
+               WEFT_INVALID_ARGUMENT);
+  /* WEFT_NO_MEMORY: a value of 2^62 bytes cannot be allocated anywhere (the sanitizers' runs
+   * set allocator_may_return_null=1 so that they report it as a failed allocation too). */
+  CHECK_STATUS(weft_parallel_reduce(pool, 0, 10, 0, (size_t)1 << 62, &v, noop_map, noop_combine, NULL, &v),
+               WEFT_NO_MEMORY);
+  CHECK(strstr(weft_last_error(), "out of memory") != NULL);
   CHECK_STATUS(weft_pool_destroy(pool), WEFT_OK);
 }
 
