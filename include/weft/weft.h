@@ -80,8 +80,8 @@ typedef void (*weft_task_fn)(void* ctx);
 typedef void (*weft_ctx_dtor)(void* ctx);
 /* Called with a non-empty chunk [begin, end) of a parallel_for range. */
 typedef void (*weft_range_fn)(int64_t begin, int64_t end, void* ctx);
-/* Folds the chunk [begin, end) into *acc (a value of value_size bytes that holds identity or
- * a partial result of the same chunk's earlier indices: here, always identity). */
+/* Folds the chunk [begin, end) into *acc, a value of value_size bytes that holds a fresh
+ * copy of the identity when the call starts (each chunk is mapped exactly once). */
 typedef void (*weft_reduce_map_fn)(int64_t begin, int64_t end, void* acc, void* ctx);
 /* *left = *left (+) *right, where (+) is the reduction's associative operation. */
 typedef void (*weft_reduce_combine_fn)(void* left, const void* right, void* ctx);
@@ -185,7 +185,8 @@ typedef struct weft_group weft_group;
  * WEFT_NO_MEMORY. */
 weft_status weft_group_create(weft_pool* pool, weft_group** out);
 
-/* Runs fn(ctx) as a child of the group; children may run more children. dtor: see the top.
+/* Runs fn(ctx) as a child of the group; callable from any thread, children included (they
+ * may run more children). dtor: see the top.
  * A child that has not started when the group is cancelled never runs (dtor still runs).
  * Returns WEFT_OK, WEFT_SHUT_DOWN (pool closed, called from outside it), WEFT_NO_MEMORY,
  * WEFT_INVALID_ARGUMENT (group or fn NULL). */
@@ -203,7 +204,8 @@ weft_status weft_group_wait(weft_group* group);
 
 /* As weft_group_wait, but returns WEFT_TIMED_OUT if children are still pending after
  * timeout_ns nanoseconds (<= 0: just a check; INT64_MAX: no limit); the group is then
- * unchanged and may be waited on again, cancelled or destroyed. */
+ * unchanged and may be waited on again, cancelled or destroyed. On a worker, a task the
+ * wait runs meanwhile is finished first, so the call may return later than the limit. */
 weft_status weft_group_wait_timeout(weft_group* group, int64_t timeout_ns);
 
 /* Children that have not started will not run (they count as finished); running children
@@ -222,6 +224,8 @@ weft_status weft_group_destroy(weft_group* group);
  * returns when all have run. Negative indices are fine; begin == end runs nothing.
  * grain 0 picks the default (about 1/8 of an equal share per worker); a larger grain suits
  * very cheap bodies. Called from a task of the pool, the caller takes part in the loop.
+ * Called inside a child of a group that is cancelled meanwhile, chunks not started are
+ * skipped and the call still returns WEFT_OK (the group's wait reports WEFT_CANCELLED).
  * Returns
  *   WEFT_OK;
  *   WEFT_TASK_FAILED: a chunk failed (weft_task_fail); chunks not started were skipped;

@@ -404,6 +404,66 @@ static void test_wait_inside_task(void) {
   CHECK_STATUS(weft_pool_destroy(t.pool), WEFT_OK);
 }
 
+/* Two pools of one worker each, waiting on each other: a task on A waits for a group on B
+ * whose children each run a parallel_for on A. A's only worker is the one waiting: its wait
+ * must run A's loop pieces, or nothing would. */
+typedef struct cross {
+  weft_pool* a;
+  weft_pool* b;
+  long sum;
+  weft_status inner_status[8];
+  weft_status wait_status;
+} cross;
+
+static void cross_sum(int64_t lo, int64_t hi, void* ctx) {
+  int64_t i, s = 0;
+  for (i = lo; i < hi; ++i) s += i;
+  add(&((cross*)ctx)->sum, (long)s);
+}
+
+typedef struct cross_child {
+  cross* x;
+  int index;
+} cross_child;
+
+static void cross_on_b(void* ctx) {
+  cross_child* c = (cross_child*)ctx;
+  c->x->inner_status[c->index] = weft_parallel_for(c->x->a, 0, 1000, 10, cross_sum, c->x);
+}
+
+static void cross_on_a(void* ctx) {
+  cross* x = (cross*)ctx;
+  cross_child children[8];
+  weft_group* g = NULL;
+  int i;
+  CHECK_STATUS(weft_group_create(x->b, &g), WEFT_OK);
+  for (i = 0; i < 8; ++i) {
+    children[i].x = x;
+    children[i].index = i;
+    CHECK_STATUS(weft_group_run(g, cross_on_b, &children[i], NULL), WEFT_OK);
+  }
+  x->wait_status = weft_group_wait(g);
+  CHECK_STATUS(weft_group_destroy(g), WEFT_OK);
+}
+
+static void test_pools_waiting_on_each_other(void) {
+  cross x;
+  weft_group* g = NULL;
+  int i;
+  memset(&x, 0, sizeof x);
+  x.a = make_pool(1);
+  x.b = make_pool(1);
+  CHECK_STATUS(weft_group_create(x.a, &g), WEFT_OK);
+  CHECK_STATUS(weft_group_run(g, cross_on_a, &x, NULL), WEFT_OK);
+  CHECK_STATUS(weft_group_wait(g), WEFT_OK);
+  CHECK_STATUS(weft_group_destroy(g), WEFT_OK);
+  CHECK(x.wait_status == WEFT_OK);
+  for (i = 0; i < 8; ++i) CHECK(x.inner_status[i] == WEFT_OK);
+  CHECK(x.sum == 8L * (999L * 1000 / 2));
+  CHECK_STATUS(weft_pool_destroy(x.b), WEFT_OK);
+  CHECK_STATUS(weft_pool_destroy(x.a), WEFT_OK);
+}
+
 /* ---- parallel_for: every index exactly once ---- */
 
 typedef struct coverage {
@@ -607,6 +667,7 @@ int main(void) {
   test_group_cancel_releases_contexts();
   test_group_timeout_and_failure();
   test_wait_inside_task();
+  test_pools_waiting_on_each_other();
   test_parallel_for();
   test_parallel_reduce();
   printf("c_api_test: all checks passed\n");
