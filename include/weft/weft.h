@@ -120,9 +120,10 @@ typedef struct weft_pool_config {
   size_t deque_capacity;   /* power of two in [2, 2^20]: initial slots per worker; default 256 */
 } weft_pool_config;
 
-/* Fills the fields of *config that lie inside `size` bytes with their defaults and sets
- * config->size = size. Returns WEFT_INVALID_ARGUMENT for a NULL config or a size smaller
- * than sizeof(size_t). Use weft_pool_config_init, which passes the right size. */
+/* Fills the fields of *config that lie inside `size` bytes with their defaults (bytes past
+ * this library's struct, from a newer header, with zero) and sets config->size = size.
+ * Returns WEFT_INVALID_ARGUMENT for a NULL config or a size weft_pool_create would reject
+ * as garbage (see there). Use weft_pool_config_init, which passes the right size. */
 weft_status weft_pool_config_init_size(weft_pool_config* config, size_t size);
 
 static inline weft_status weft_pool_config_init(weft_pool_config* config) {

@@ -32,20 +32,27 @@ constexpr std::size_t kFieldEnds[] = {
 #undef WEFT_FIELD_END
 static_assert(kFieldEnds[std::size(kFieldEnds) - 1] <= sizeof(weft_pool_config));
 
-// Empty when `size` is acceptable (see the top), else why not.
-const char* size_problem(const weft_pool_config* c, std::size_t size) noexcept {
+// Null when `size` can be the size of some version's weft_pool_config (see the top), else
+// why not.
+const char* size_shape_problem(std::size_t size) noexcept {
   if (size < sizeof(std::size_t)) return "config->size is smaller than the size field itself";
   if (size > kMaxConfigSize) return "config->size is implausibly large (not a weft_pool_config?)";
-  if (size > sizeof(weft_pool_config)) {
-    const auto* bytes = reinterpret_cast<const unsigned char*>(c);
-    const bool zero = std::all_of(bytes + sizeof(weft_pool_config), bytes + size, [](unsigned char b) { return b == 0; });
-    return zero ? nullptr : "config sets fields this version of libweft does not know (non-zero bytes past its struct)";
-  }
-  if (size == sizeof(weft_pool_config)) return nullptr;
+  if (size >= sizeof(weft_pool_config)) return nullptr;
   for (std::size_t end : kFieldEnds) {
     if (size == end) return nullptr;
   }
   return "config->size ends inside a field (not a size any weft.h has produced)";
+}
+
+// Null when the caller's config of `size` bytes can be read (see the top), else why not.
+const char* size_problem(const weft_pool_config* c, std::size_t size) noexcept {
+  if (const char* why = size_shape_problem(size)) return why;
+  if (size > sizeof(weft_pool_config)) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(c);
+    const bool zero = std::all_of(bytes + sizeof(weft_pool_config), bytes + size, [](unsigned char b) { return b == 0; });
+    if (!zero) return "config sets fields this version of libweft does not know (non-zero bytes past its struct)";
+  }
+  return nullptr;
 }
 
 weft_pool_config defaults() noexcept {
@@ -106,9 +113,7 @@ extern "C" {
 weft_status weft_pool_config_init_size(weft_pool_config* config, size_t size) {
   using namespace weft::capi;
   if (config == nullptr) return fail(WEFT_INVALID_ARGUMENT, "weft_pool_config_init_size", "config is NULL");
-  if (size < sizeof(std::size_t) || size > kMaxConfigSize) {
-    return fail(WEFT_INVALID_ARGUMENT, "weft_pool_config_init_size", "size is not a plausible weft_pool_config size");
-  }
+  if (const char* why = size_shape_problem(size)) return fail(WEFT_INVALID_ARGUMENT, "weft_pool_config_init_size", why);
   const weft_pool_config d = defaults();
   std::memcpy(config, &d, std::min(size, sizeof d));
   if (size > sizeof d) std::memset(reinterpret_cast<unsigned char*>(config) + sizeof d, 0, size - sizeof d);

@@ -94,6 +94,8 @@ static void test_config_abi(void) {
         cfg.deque_capacity == 256 && cfg.name == NULL && cfg.pus == NULL && cfg.read_environment == 0);
   CHECK_STATUS(weft_pool_config_init(NULL), WEFT_INVALID_ARGUMENT);
   CHECK_STATUS(weft_pool_config_init_size(&cfg, 3), WEFT_INVALID_ARGUMENT);
+  CHECK_STATUS(weft_pool_config_init_size(&cfg, sizeof(size_t) + 1), WEFT_INVALID_ARGUMENT);
+  CHECK_STATUS(weft_pool_config_init_size(&cfg, 1u << 20), WEFT_INVALID_ARGUMENT);
 
   /* An older caller's struct that ends after `workers`: the library reads no further, so
    * the garbage in pinning (outside the caller's size) is never seen. */
