@@ -9,8 +9,9 @@
 !   - the raw bind(C) interfaces, named exactly as in weft.h (weft_pool_create, ...), with
 !     handles as type(c_ptr), callbacks as type(c_funptr) (c_funloc of a bind(C) procedure)
 !     and statuses as integer(c_int) compared against the WEFT_* constants;
-!   - a thin typed wrapper, type(weft_pool_t), whose type-bound procedures take Fortran
-!     procedures (with the abstract interfaces below) and an optional type(c_ptr) context.
+!   - thin typed wrappers, type(weft_pool_t) and type(weft_group_t), whose type-bound
+!     procedures take Fortran procedures (with the abstract interfaces below), an optional
+!     type(c_ptr) context and, for tasks, an optional context destructor.
 ! Contracts (what each call does, every status it returns) are those of weft.h.
 !
 ! Callbacks must be module procedures (or external ones) with bind(C) and the interfaces
@@ -184,7 +185,19 @@ module weft
     procedure :: size => pool_size
     procedure :: parallel_for => pool_parallel_for
     procedure :: parallel_reduce => pool_parallel_reduce
+    procedure :: post => pool_post
+    procedure :: close => pool_close
   end type weft_pool_t
+
+  type, public :: weft_group_t
+    type(c_ptr) :: handle = c_null_ptr
+  contains
+    procedure :: create => group_create
+    procedure :: run => group_run
+    procedure :: wait => group_wait
+    procedure :: cancel => group_cancel
+    procedure :: destroy => group_destroy
+  end type weft_group_t
 
 contains
 
@@ -281,5 +294,75 @@ contains
     pool_parallel_reduce = weft_parallel_reduce(self%handle, first, last, g, value_size, identity, c_funloc(map), &
                                                 c_funloc(combine), c, result)
   end function pool_parallel_reduce
+
+  ! fn(ctx) on the pool, fire-and-forget; dtor(ctx), if given, exactly once (weft_pool_post).
+  integer(c_int) function pool_post(self, fn, ctx, dtor)
+    class(weft_pool_t), intent(in) :: self
+    procedure(weft_task_proc) :: fn
+    type(c_ptr), intent(in), optional :: ctx
+    procedure(weft_task_proc), optional :: dtor
+    pool_post = weft_pool_post(self%handle, c_funloc(fn), optional_ptr(ctx), optional_funptr(dtor))
+  end function pool_post
+
+  ! Drains: with timeout_ns, at most that long (weft_pool_close / weft_pool_close_timeout).
+  integer(c_int) function pool_close(self, timeout_ns)
+    class(weft_pool_t), intent(in) :: self
+    integer(c_int64_t), intent(in), optional :: timeout_ns
+    if (present(timeout_ns)) then
+      pool_close = weft_pool_close_timeout(self%handle, timeout_ns)
+    else
+      pool_close = weft_pool_close(self%handle)
+    end if
+  end function pool_close
+
+  integer(c_int) function group_create(self, pool)
+    class(weft_group_t), intent(inout) :: self
+    type(weft_pool_t), intent(in) :: pool
+    group_create = weft_group_create(pool%handle, self%handle)
+  end function group_create
+
+  ! fn(ctx) as a child of the group; dtor(ctx), if given, exactly once (weft_group_run).
+  integer(c_int) function group_run(self, fn, ctx, dtor)
+    class(weft_group_t), intent(in) :: self
+    procedure(weft_task_proc) :: fn
+    type(c_ptr), intent(in), optional :: ctx
+    procedure(weft_task_proc), optional :: dtor
+    group_run = weft_group_run(self%handle, c_funloc(fn), optional_ptr(ctx), optional_funptr(dtor))
+  end function group_run
+
+  ! Waits for the children: WEFT_OK, WEFT_TASK_FAILED, WEFT_CANCELLED, or with timeout_ns
+  ! (nanoseconds) WEFT_TIMED_OUT (weft_group_wait / weft_group_wait_timeout).
+  integer(c_int) function group_wait(self, timeout_ns)
+    class(weft_group_t), intent(in) :: self
+    integer(c_int64_t), intent(in), optional :: timeout_ns
+    if (present(timeout_ns)) then
+      group_wait = weft_group_wait_timeout(self%handle, timeout_ns)
+    else
+      group_wait = weft_group_wait(self%handle)
+    end if
+  end function group_wait
+
+  integer(c_int) function group_cancel(self)
+    class(weft_group_t), intent(in) :: self
+    group_cancel = weft_group_cancel(self%handle)
+  end function group_cancel
+
+  integer(c_int) function group_destroy(self)
+    class(weft_group_t), intent(inout) :: self
+    group_destroy = weft_group_destroy(self%handle)
+    if (group_destroy == WEFT_OK) self%handle = c_null_ptr
+  end function group_destroy
+
+  type(c_ptr) function optional_ptr(p)
+    type(c_ptr), intent(in), optional :: p
+    optional_ptr = c_null_ptr
+    if (present(p)) optional_ptr = p
+  end function optional_ptr
+
+  type(c_funptr) function optional_funptr(f)
+    procedure(weft_task_proc), optional :: f
+    optional_funptr = c_null_funptr
+    if (present(f)) optional_funptr = c_funloc(f)
+  end function optional_funptr
 
 end module weft
