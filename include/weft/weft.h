@@ -18,7 +18,9 @@
  * it also stores a message for weft_last_error() on the calling thread (like errno, the
  * message is not cleared by later successful calls). No C++ exception ever leaves this API:
  * every entry point catches everything. A NULL handle or a NULL required pointer is
- * WEFT_INVALID_ARGUMENT, never a crash.
+ * WEFT_INVALID_ARGUMENT, never a crash. Besides the statuses listed per function, any call
+ * that does work may return WEFT_SYSTEM_ERROR for a failure the runtime did not foresee
+ * (an exception of an unexpected type); the message says what it was.
  *
  * Callbacks and contexts. A task is a function `void fn(void* ctx)` with a context pointer
  * and an optional context destructor `void dtor(void* ctx)`. The destructor (when not NULL)
@@ -232,6 +234,8 @@ weft_status weft_group_destroy(weft_group* group);
  *   WEFT_TASK_FAILED: a chunk failed (weft_task_fail); chunks not started were skipped;
  *   WEFT_INVALID_ARGUMENT: pool or fn NULL, begin > end, grain < 0 (nothing ran);
  *   WEFT_SHUT_DOWN: the pool is closed (called from outside it; nothing ran);
+ *   WEFT_CANCELLED: called from outside the pool, which was stopped (a close whose limit
+ *     passed) before the loop's first piece started;
  *   WEFT_NO_MEMORY. */
 weft_status weft_parallel_for(weft_pool* pool, int64_t begin, int64_t end, int64_t grain, weft_range_fn fn,
                               void* ctx);
