@@ -536,6 +536,43 @@ static void test_submitters_race_close(void) {
   race_close(1);
 }
 
+/* A loop called from outside a pool that is stopped (a close whose limit passes) before the
+ * loop's first piece starts: WEFT_CANCELLED. If the close happens to come before the loop
+ * was submitted, the loop gets WEFT_SHUT_DOWN instead; then try again. */
+typedef struct stopped_loop {
+  weft_pool* pool;
+  weft_status status;
+} stopped_loop;
+
+static void* run_loop(void* arg) {
+  stopped_loop* s = (stopped_loop*)arg;
+  s->status = weft_parallel_for(s->pool, 0, 1000, 0, noop_range, NULL);
+  return NULL;
+}
+
+static void test_loop_on_stopped_pool(void) {
+  int attempt, cancelled = 0;
+  for (attempt = 0; attempt < 20 && !cancelled; ++attempt) {
+    counters c = {0, 0, 0, 0};
+    stopped_loop s;
+    pthread_t t;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    s.pool = make_pool(1);
+    s.status = WEFT_OK;
+    CHECK_STATUS(weft_pool_post(s.pool, block_run, &c, NULL), WEFT_OK);
+    wait_for(&c.started, 1); /* the only worker is busy: the loop's root stays queued */
+    CHECK(pthread_create(&t, NULL, run_loop, &s) == 0);
+    nanosleep(&ts, NULL);
+    CHECK_STATUS(weft_pool_close_timeout(s.pool, 0), WEFT_TIMED_OUT);
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(s.status == WEFT_CANCELLED || s.status == WEFT_SHUT_DOWN);
+    cancelled = s.status == WEFT_CANCELLED;
+    store(&c.release, 1);
+    CHECK_STATUS(weft_pool_destroy(s.pool), WEFT_OK);
+  }
+  CHECK(cancelled);
+}
+
 /* ---- parallel_for: every index exactly once ---- */
 
 typedef struct coverage {
@@ -741,6 +778,7 @@ int main(void) {
   test_wait_inside_task();
   test_pools_waiting_on_each_other();
   test_submitters_race_close();
+  test_loop_on_stopped_pool();
   test_parallel_for();
   test_parallel_reduce();
   printf("c_api_test: all checks passed\n");
