@@ -1,5 +1,5 @@
 /* weft/weft.h: the C99 API of weft (also usable from C++, and from Fortran through
- * bindings/fortran/weft.f90).
+ * weft/weft.f90, installed next to this header).
  *
  * Overview. The same runtime as the C++ API (weft/pool.hpp, weft/task_group.hpp,
  * weft/parallel.hpp), behind opaque handles and status codes:
@@ -28,7 +28,9 @@
  * weft_group_run, whatever that call returns: after fn ran, or after the task was
  * cancelled before it started, or (for a rejected submission: closed pool, no memory,
  * invalid argument) before the submitting call returns. It runs on the thread that ran or
- * dropped the task; fn and dtor must not throw C++ exceptions or longjmp out.
+ * dropped the task. Neither fn nor dtor may longjmp out of the runtime, and dtor must not
+ * throw (it runs inside a destructor: the program would terminate); an exception from fn
+ * is a failure (below).
  *
  * Failing tasks. A task reports failure by calling weft_task_fail(message) before it
  * returns (it may keep running; the failure takes effect when fn returns). The first
