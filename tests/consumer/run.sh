@@ -16,7 +16,16 @@ cmake --build "$work/cmake" >/dev/null
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch)/pkgconfig" \
   bash -c 'g++ -O2 "$0" $(pkg-config --cflags --libs weft) -o "$1"' "$here/main.cpp" "$work/pc-consumer"
 "$work/pc-consumer"
-echo "consumer: find_package(weft) and pkg-config both work"
+"$work/cmake/c_consumer"
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch)/pkgconfig" \
+  bash -c 'gcc -std=c99 -O2 "$0" $(pkg-config --cflags --libs weft-c) -o "$1"' "$here/main.c" "$work/pc-c-consumer"
+"$work/pc-c-consumer"
+# Fortran: the installed module source, compiled with the program, linked through weft-c.pc.
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch)/pkgconfig" \
+  bash -c 'cd "$2" && gfortran -O2 "$0/include/weft/weft.f90" "$1" $(pkg-config --libs weft-c) -o pc-fortran-consumer' \
+  "$prefix" "$here/../../examples/fortran/parallel_loop.f90" "$work"
+"$work/pc-fortran-consumer"
+echo "consumer: find_package(weft) and pkg-config both work (C++, C and Fortran)"
 
 # weft::mpi, where this build installed it: find_package(weft COMPONENTS mpi), one rank.
 if [ -n "$(find "$prefix" -name weftMpiTargets.cmake)" ] && command -v mpirun >/dev/null; then
