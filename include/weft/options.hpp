@@ -15,6 +15,7 @@
 // | deque_capacity  | power of two in [2, 2^20]                     | initial slots of each worker's deque       |
 // |                 | (2^20: 8 MiB per worker, allocated up front)  | (it grows on demand beyond it)             |
 // | latency_sample_every | any                                      | 0: no latency sampling                     |
+// | lanes           | see weft/lanes.hpp (lane_config)              | empty: no lanes                            |
 //
 // "Usable cores" is the number of cores in the process's allowed cpuset (taskset, cgroup
 // cpuset, an MPI launcher's binding), further capped by a cgroup v2 CPU quota (cpu.max),
@@ -32,6 +33,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "weft/lanes.hpp"
 
 namespace weft {
 
@@ -69,6 +72,8 @@ struct pool_options {
   // task that has not started completes as cancelled (like stop_now, but the pool stays
   // open: later submissions are cancelled as they come).
   std::stop_token stop_token;
+  // Priority lanes (weft/lanes.hpp). Empty (the default): none, and no cost.
+  std::vector<lane_config> lanes;
 };
 
 }  // namespace weft

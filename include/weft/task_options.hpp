@@ -25,14 +25,18 @@
 #include <chrono>
 #include <stop_token>
 
+#include "weft/lanes.hpp"
+
 namespace weft {
 
 struct task_options {
-  std::stop_token stop_token;
+  std::stop_token stop_token{};  // {}: designated initializers may leave it out without -Wextra warnings
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   // Relative alternative to deadline (zero: none; negative: already expired; saturating, so
   // duration::max() is none too). When both are set the earlier one counts.
   std::chrono::steady_clock::duration timeout = std::chrono::steady_clock::duration::zero();
+  // The priority lane (weft/lanes.hpp), by index or name; none: the default path.
+  weft::lane lane{};
 };
 
 }  // namespace weft
