@@ -324,6 +324,7 @@ TEST(Lanes, AnUnknownLaneIsRejectedNamingTheOption) {
 }
 
 struct bad_config {
+  const char* id;  // the test's name
   std::vector<weft::lane_config> lanes;
   const char* names;  // expected in the message
 };
@@ -342,18 +343,19 @@ TEST_P(LanesInvalidConfig, ThrowsNamingTheField) {
 INSTANTIATE_TEST_SUITE_P(
     Lanes, LanesInvalidConfig,
     ::testing::Values(
-        bad_config{{{.name = "a"}, {.name = "b"}, {.name = "c", .weight = 0}}, "weft::pool_options::lanes[2].weight"},
-        bad_config{{{.name = "a", .weight = 1'000'001}}, "lanes[0].weight"},
-        bad_config{{{.name = ""}}, "lanes[0].name"},
-        bad_config{{{.name = "a"}, {.name = "a"}}, "lanes[1].name"},
-        bad_config{{{.name = "a", .max_wait = -1ms}}, "lanes[0].max_wait"},
-        bad_config{{{.name = "a", .critical = true, .quantum = 2}}, "lanes[0].capacity"},
-        bad_config{{{.name = "a", .critical = true, .capacity = 2}}, "lanes[0].quantum"},
-        bad_config{{{.name = "a", .quantum = 2}}, "lanes[0].quantum"},
-        bad_config{{{.name = "a", .critical = true, .capacity = 1, .quantum = 1},
+        bad_config{"ZeroWeight", {{.name = "a"}, {.name = "b"}, {.name = "c", .weight = 0}}, "weft::pool_options::lanes[2].weight"},
+        bad_config{"HugeWeight", {{.name = "a", .weight = 1'000'001}}, "lanes[0].weight"},
+        bad_config{"EmptyName", {{.name = ""}}, "lanes[0].name"},
+        bad_config{"DuplicateName", {{.name = "a"}, {.name = "a"}}, "lanes[1].name"},
+        bad_config{"NegativeMaxWait", {{.name = "a", .max_wait = -1ms}}, "lanes[0].max_wait"},
+        bad_config{"UnboundedCritical", {{.name = "a", .critical = true, .quantum = 2}}, "lanes[0].capacity"},
+        bad_config{"CriticalWithoutQuantum", {{.name = "a", .critical = true, .capacity = 2}}, "lanes[0].quantum"},
+        bad_config{"QuantumOnWeightedLane", {{.name = "a", .quantum = 2}}, "lanes[0].quantum"},
+        bad_config{"TwoCriticalLanes", {{.name = "a", .critical = true, .capacity = 1, .quantum = 1},
                     {.name = "b", .critical = true, .capacity = 1, .quantum = 1}},
                    "lanes[1].critical"},
-        bad_config{std::vector<weft::lane_config>(17, weft::lane_config{.name = "x"}), "weft::pool_options::lanes:"}));
+        bad_config{"TooManyLanes", std::vector<weft::lane_config>(17, weft::lane_config{.name = "x"}), "weft::pool_options::lanes:"}),
+    [](const ::testing::TestParamInfo<bad_config>& info) { return std::string(info.param.id); });
 
 TEST(Lanes, CloseDrainsEveryLane) {
   std::atomic<int> ran{0};
