@@ -79,6 +79,7 @@ void lane_picker::sync(std::uint32_t backlogged) noexcept {
 
 int lane_picker::choose(std::uint32_t backlogged) noexcept {
   if (backlogged == 0) return -1;
+  if ((backlogged & (backlogged - 1)) == 0) return __builtin_ctz(backlogged);  // one lane: no choice
   std::int64_t sum = 0;
   for (std::uint32_t m = backlogged; m != 0; m &= m - 1) sum += weight_[static_cast<std::size_t>(__builtin_ctz(m))];
   const bool fresh = active_ != backlogged;  // choose reads lags as sync would leave them
@@ -105,6 +106,8 @@ int lane_picker::choose(std::uint32_t backlogged) noexcept {
 
 void lane_picker::commit(unsigned served, std::uint32_t backlogged) noexcept {
   sync(backlogged);
+  // One backlogged lane: its lag moves by w - S = 0 (the common case of one busy lane).
+  if ((backlogged & (backlogged - 1)) == 0) return;
   std::int64_t sum = 0;
   for (std::uint32_t m = backlogged; m != 0; m &= m - 1) sum += weight_[static_cast<std::size_t>(__builtin_ctz(m))];
   for (std::uint32_t m = backlogged; m != 0; m &= m - 1) {
@@ -264,7 +267,7 @@ task* lanes_source::poll(int worker) noexcept {
 }
 
 task* lanes_source::take() noexcept {
-  std::array<task*, kMaxLanes> head{};
+  std::array<task*, kMaxLanes> head;  // read only at the indices set in `backlogged`
   std::uint32_t backlogged = 0;
   for (std::size_t i = 0; i < lanes_.size(); ++i) {
     head[i] = lanes_[i]->queue.front();

@@ -367,6 +367,20 @@ INSTANTIATE_TEST_SUITE_P(
         bad_config{"TooManyLanes", std::vector<weft::lane_config>(17, weft::lane_config{.name = "x"}), "weft::pool_options::lanes:"}),
     [](const ::testing::TestParamInfo<bad_config>& info) { return std::string(info.param.id); });
 
+TEST(Lanes, EdgeDurationsAndLookupsWork) {
+  weft::pool p(with_lanes(2, {{.name = "a", .max_wait = clock_type::duration::max()},
+                              {.name = "b", .weight = 1'000'000, .max_wait = 1ns}}));
+  std::atomic<int> ran{0};
+  for (int k = 0; k < 100; ++k) {
+    p.post([&] { ran.fetch_add(1); }, {.lane = weft::lane{"a"}});
+    p.post([&] { ran.fetch_add(1); }, {.lane = weft::lane{std::string("b")}});  // a temporary name
+  }
+  EXPECT_EQ(p.try_post([&] { ran.fetch_add(1); }), weft::submit_status::accepted);
+  p.close();
+  EXPECT_EQ(ran.load(), 201);
+  EXPECT_EQ(p.lane_stats()[0].dispatched, 101u);
+}
+
 TEST(Lanes, CloseDrainsEveryLane) {
   std::atomic<int> ran{0};
   {
