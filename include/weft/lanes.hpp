@@ -11,8 +11,11 @@
 // Overview. A pool configured with lanes keeps each lane as its own FIFO queue, and a worker
 // looking for work takes ONE lane task at a time (never a batch into its deque), choosing
 // the lane at that moment. A low-priority task therefore never sits in a worker's deque in
-// front of a high-priority one: a task that arrives in a lane is chosen by the next worker
-// that finishes what it is running (at most one task's run time per worker).
+// front of a high-priority one: a task in a favoured lane (critical, overdue, or winning
+// the weighted choice) starts as soon as any worker finishes the task it is running. One
+// exception, inherited from the core's work chain (runtime/task_source.hpp): a worker with
+// tasks in its own deque (fork-join children it spawned) runs those first, and looks at the
+// lanes in between only every kInjectorInterval of them.
 //
 // Which lane is served next, in order (runtime/layers/lanes.hpp has the proofs):
 //   1. max_wait: a lane whose oldest task has waited at least its max_wait is served (the
