@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "layers/lanes.hpp"
 #include "pool_impl.hpp"
 #include "topology.hpp"
 
@@ -58,6 +59,7 @@ pool_options resolve_options(pool_options o, const topology& topo) {
     default:
       invalid("pinning", "is not a pin_policy value");
   }
+  validate_lanes(o.lanes);
   if (o.workers == 0) o.workers = static_cast<int>(usable_cores(topo));
   return o;
 }

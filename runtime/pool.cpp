@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "fork.hpp"
+#include "layers/lanes.hpp"
 #include "futex.hpp"
 #include "pool_impl.hpp"
 #include "timer.hpp"
@@ -472,7 +473,21 @@ namespace weft {
 
 detail::pool_impl& impl_of(pool& p) noexcept;
 
-pool::pool(pool_options options) : impl_(std::make_unique<detail::pool_impl>(std::move(options))) {}
+pool::pool(pool_options options) : impl_(std::make_unique<detail::pool_impl>(std::move(options))) {
+  if (!impl_->options().lanes.empty()) {  // weft/lanes.hpp: a layer registered as one task source
+    impl_->set_lanes(detail::lanes_source::install(detail::scheduler(*impl_), impl_->options().lanes));
+  }
+}
+
+namespace {
+// Into a lane (runtime/layers/lanes.hpp); index -1: the default path. Throws like enqueue,
+// and lane_full for a bounded lane at capacity.
+void enqueue_in_lane(detail::pool_impl& impl, detail::task* t, int index) {
+  const submit_status st = impl.lanes()->submit(detail::scheduler(impl), t, index);
+  if (st == submit_status::closed) detail::throw_pool_closed(impl);
+  if (st == submit_status::full) impl.lanes()->throw_full(index);
+}
+}  // namespace
 
 pool::~pool() {
   if (!impl_) return;
@@ -498,9 +513,15 @@ pool::~pool() {
   impl_.reset();
 }
 
-void pool::enqueue(detail::task* t) { detail::scheduler(*impl_).submit(t); }
+void pool::enqueue(detail::task* t) {
+  if (impl_->lanes() != nullptr) [[unlikely]] return enqueue_in_lane(*impl_, t, -1);
+  detail::scheduler(*impl_).submit(t);
+}
 
-submit_status pool::try_enqueue(detail::task* t) { return detail::scheduler(*impl_).try_submit(t); }
+submit_status pool::try_enqueue(detail::task* t) {
+  if (impl_->lanes() != nullptr) [[unlikely]] return impl_->lanes()->submit(detail::scheduler(*impl_), t, -1);
+  return detail::scheduler(*impl_).try_submit(t);
+}
 
 submit_status pool::enqueue_until(detail::task* t, std::chrono::steady_clock::time_point deadline,
                                   const std::stop_token& stop) {
@@ -528,6 +549,20 @@ void pool::enqueue_submission(detail::task* t, const std::shared_ptr<detail::sub
   // Before arming and queueing, so that every reader (the timer, the relays, the popper) sees them.
   s->deadline = deadline;
   s->ledger = impl_->ledger();
+  int lane = -1;  // weft/lanes.hpp: -1 is the default path
+  if (options.lane.given()) {
+    try {
+      if (impl_->lanes() == nullptr) {
+        throw std::invalid_argument("weft::task_options::lane: this pool has no lanes (pool_options::lanes is empty)");
+      }
+      lane = impl_->lanes()->resolve(options.lane);
+    } catch (...) {
+      s->abandon();
+      impl_->count_rejected();
+      detail::discard_task(t);
+      throw;
+    }
+  }
   if (impl_->closed() || impl_->forked()) {
     // Rejected before touching the timer (in a forked child it is abandoned: timer.hpp).
     s->abandon();
@@ -555,7 +590,11 @@ void pool::enqueue_submission(detail::task* t, const std::shared_ptr<detail::sub
     throw;
   }
   try {
-    enqueue(t);
+    if (lane >= 0) {
+      enqueue_in_lane(*impl_, t, lane);
+    } else {
+      enqueue(t);
+    }
   } catch (...) {
     s->abandon();  // rejected: a cancellation that came meanwhile is not delivered
     throw;
@@ -570,6 +609,9 @@ void pool::stop_now() { impl_->stop_now(); }
 bool pool::closed() const noexcept { return impl_->closed(); }
 std::stop_token pool::get_stop_token() const noexcept { return impl_->stop_token(); }
 unsigned pool::size() const noexcept { return impl_->size(); }
+std::vector<lane_metrics> pool::lane_stats() const {
+  return impl_->lanes() != nullptr ? impl_->lanes()->stats() : std::vector<lane_metrics>{};
+}
 const std::string& pool::placement() const noexcept { return impl_->placement(); }
 metrics pool::stats() const noexcept { return impl_->snapshot(); }
 

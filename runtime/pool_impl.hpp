@@ -85,6 +85,7 @@
 namespace weft::detail {
 
 class timer_service;
+class lanes_source;  // runtime/layers/lanes.hpp
 
 class pool_impl {
  public:
@@ -119,6 +120,10 @@ class pool_impl {
   // task is untouched unless accepted.
   submit_status inject_to(unsigned source, task* t, bool from_worker);
   source_registry& sources() noexcept { return sources_; }
+  // The priority-lanes layer (runtime/layers/lanes.hpp), or null when none is configured.
+  // Set once by weft::pool's constructor, before the pool is shared with any other thread.
+  lanes_source* lanes() const noexcept { return lanes_.get(); }
+  void set_lanes(std::shared_ptr<lanes_source> l) noexcept { lanes_ = std::move(l); }
   // The hooks in force (scheduler.hpp), or null.
   const scheduler_hooks* hooks() const noexcept {
     // acquire: pairs with the release store in set_hooks, so the struct's fields are visible.
@@ -212,6 +217,7 @@ class pool_impl {
   std::string placement_;
   moodycamel::ConcurrentQueue<task*> injector_;
   source_registry sources_;
+  std::shared_ptr<lanes_source> lanes_;  // see lanes()
   std::atomic<const scheduler_hooks*> hooks_{nullptr};
   std::mutex hooks_mu_;
   std::vector<std::shared_ptr<const scheduler_hooks>> hooks_owned_;  // guarded by hooks_mu_; alive until ~pool_impl

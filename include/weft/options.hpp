@@ -18,6 +18,7 @@
 // | capacity        | any                                           | 0: unbounded                               |
 // | when_full       | any full_policy                               |                                            |
 // | drain_timeout   | any; saturating                               | <= 0: the destructor drains nothing        |
+// | lanes           | see weft/lanes.hpp (lane_config)              | empty: no lanes                            |
 //
 // "Usable cores" is the number of cores in the process's allowed cpuset (taskset, cgroup
 // cpuset, an MPI launcher's binding), further capped by a cgroup v2 CPU quota (cpu.max),
@@ -40,6 +41,7 @@
 #include <vector>
 
 #include "weft/observer.hpp"
+#include "weft/lanes.hpp"
 
 namespace weft {
 
@@ -110,6 +112,9 @@ struct pool_options {
   // cancelled and running tasks' tokens fire, then the workers are joined (close(deadline)
   // followed by close()). duration::max() (the default): drain everything.
   std::chrono::steady_clock::duration drain_timeout = std::chrono::steady_clock::duration::max();
+
+  // Priority lanes (weft/lanes.hpp). Empty (the default): none, and no cost.
+  std::vector<lane_config> lanes{};
 };
 
 }  // namespace weft

@@ -251,6 +251,8 @@ class pool {
   // ---- introspection ----
   unsigned size() const noexcept;  // number of workers
   metrics stats() const noexcept;
+  // Per-lane counters (weft/lanes.hpp), in configuration order; empty without lanes.
+  std::vector<lane_metrics> lane_stats() const;
   // Index of the calling thread among this pool's workers, or -1 if it is not one of them.
   int current_worker_index() const noexcept;
   // A one-line description of the machine and of where each worker is pinned.

@@ -25,6 +25,8 @@
 #include <chrono>
 #include <stop_token>
 
+#include "weft/lanes.hpp"
+
 namespace weft {
 
 struct task_options {
@@ -33,6 +35,8 @@ struct task_options {
   // Relative alternative to deadline (zero: none; negative: already expired; saturating, so
   // duration::max() is none too). When both are set the earlier one counts.
   std::chrono::steady_clock::duration timeout = std::chrono::steady_clock::duration::zero();
+  // The priority lane (weft/lanes.hpp), by index or name; none: the default path.
+  weft::lane lane{};
 };
 
 }  // namespace weft

@@ -5,6 +5,7 @@
 #include "weft/errors.hpp"
 #include "weft/future.hpp"
 #include "weft/isolated.hpp"
+#include "weft/lanes.hpp"
 #include "weft/metrics.hpp"
 #include "weft/options.hpp"
 #include "weft/pool.hpp"
