@@ -57,7 +57,13 @@ inline task_result run_task_here(pool_impl& pool, task* t) noexcept {
     r = task_result::failed;
     pool.report_exception(std::current_exception());
   }
-  free_task(t);
+  // resumed: the block belongs to a coroutine frame that may already be running elsewhere
+  // or be gone (weft/detail/task.hpp): touch nothing of it.
+  if (r != task_result::resumed) [[likely]] {
+    free_task(t);
+  } else {
+    r = task_result::ok;
+  }
   tls_scope = saved;
   return r;
 }
