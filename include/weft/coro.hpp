@@ -69,6 +69,7 @@
 #include <coroutine>
 #include <exception>
 #include <optional>
+#include <string>
 #include <stdexcept>
 #include <stop_token>
 #include <tuple>
