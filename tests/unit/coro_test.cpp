@@ -200,13 +200,14 @@ TEST(coro, child_exception_reaches_the_join_after_all_children) {
 
 // A task that throws with children still running: they are joined first, the task's own
 // exception wins.
-weft::task<void> slow_child(std::atomic<int>& done) {
+weft::task<void> slow_child(std::atomic<int>& done, bool fail = false) {
   std::this_thread::sleep_for(5ms);
   done.fetch_add(1);
+  if (fail) throw std::runtime_error("child");
   co_return;
 }
 weft::task<void> throws_before_join(std::atomic<int>& done) {
-  for (int i = 0; i < 4; ++i) co_await weft::fork(slow_child(done));
+  for (int i = 0; i < 4; ++i) co_await weft::fork(slow_child(done, i == 0));
   throw std::runtime_error("own");
 }
 

@@ -36,8 +36,9 @@
 //      then completes the frame (complete()) instead of resuming it.
 // Exceptions: a child's exception is recorded in its parent (the first one wins, by a CAS;
 // later ones are dropped, as task_group does) and rethrown by the parent's next join. An
-// exception escaping a frame's own body is recorded the same way and, after J4, goes to
-// whoever awaits the frame (the caller of co_await, the parent's join, sync_wait).
+// exception escaping a frame's own body is kept apart (own_error) and, after J4, goes to
+// whoever awaits the frame (the caller of co_await, the parent's join, sync_wait) in
+// preference to a child's exception that no join rethrew.
 //
 // Thread-locals: a frame can suspend on one worker and resume on another, and clang 14 may
 // cache a thread_local's address across a suspension point. Nothing here touches a
@@ -116,7 +117,8 @@ struct frame_state {
   promise_base* parent = nullptr;         // forked, forked_inline
   root_base* root = nullptr;              // root
   const std::stop_token* token = nullptr;  // the root's token (null: none); children inherit it
-  std::exception_ptr error;               // own or first child's exception (has_error decides)
+  std::exception_ptr error;               // the first child exception (has_error decides)
+  std::exception_ptr own_error;           // the exception that escaped the frame's body
   std::atomic<std::uint32_t> joins{kJoinBias};
   std::uint32_t steals = 0;  // F3 resumptions since the last join; the thread running the frame only
   std::atomic<bool> has_error{false};
@@ -149,7 +151,9 @@ class promise_base {
     void await_resume() const noexcept {}
   };
   final_awaiter final_suspend() noexcept { return {}; }
-  void unhandled_exception() noexcept { record(std::current_exception()); }
+  // The body's own exception; it wins over children's not yet joined (J4). Only the thread
+  // running the frame writes it.
+  void unhandled_exception() noexcept { st().own_error = std::current_exception(); }
 
   // co_await inside a weft::task: an operation that needs the awaiting frame (fork, join,
   // schedule, this_task::stop_token) has bind(promise_base*) and becomes its awaiter;
@@ -210,6 +214,7 @@ class promise_base {
   std::coroutine_handle<> complete() noexcept {
     frame_state& s = st();
     const std::coroutine_handle<> self = s.self;
+    if (s.own_error) s.error = std::move(s.own_error);
     switch (s.how) {
       case kind::awaited: {
         const std::coroutine_handle<> next = s.cont;
