@@ -198,10 +198,11 @@ inline constexpr get_forward_progress_guarantee_t get_forward_progress_guarantee
 
 template <class CPO>
 struct get_completion_scheduler_t {
-  template <class Env>
-    requires requires(const Env& e) { e.query(get_completion_scheduler_t{}); }
-  auto operator()(const Env& env) const noexcept {
-    return env.query(get_completion_scheduler_t{});
+  // A trailing return type rather than a requires-clause: clang 14 checks the clause while
+  // the class is still incomplete.
+  template <class Env, class Self = get_completion_scheduler_t>
+  auto operator()(const Env& env) const noexcept -> decltype(env.query(Self{})) {
+    return env.query(Self{});
   }
 };
 template <class CPO>
