@@ -59,8 +59,10 @@
 // Compiler notes. Symmetric transfer (await_suspend returning a handle) must compile to a
 // tail call or every fork and every return grows the stack: g++ 12 does not guarantee it
 // below -O2 or under sanitizers (GCC PR 100897), so deep chains (100,000 nested calls) are
-// safe at -O2 only; sanitizer and -O0 builds should keep recursion shallow (weft's own tests
-// do). clang 14 may keep a thread_local's address across a suspension point, which is wrong
+// safe at -O2 only. Without the tail call the stack grows with every transfer of one
+// uninterrupted chain, which is not only the depth: a fork-join tree that a single worker
+// runs without a steal is one chain of about three transfers per task. Sanitizer and -O0
+// builds must keep such runs small (a few thousand tasks; weft's own tests do). clang 14 may keep a thread_local's address across a suspension point, which is wrong
 // once a task resumes on another worker: nothing in these headers touches a thread_local in
 // a coroutine body (the runtime hooks are out of line and re-read the current worker); user
 // code should not hold a thread_local's reference across a co_await either.
