@@ -124,8 +124,10 @@ void worker::abandon() noexcept {
 void worker::spawn(task* t) {
   t->isolation = isolation_.tag;  // a task spawned inside a region belongs to it
   push(t);
-  // The full T1, fence included (sleep.hpp: a spawner may block outside weft next).
-  pool_.sleep().notify_work();
+  // The full T1, fence included (sleep.hpp: a spawner may block outside weft next). A pool
+  // of one worker skips it: the only worker that could be woken is this one, awake, and no
+  // other thread ever takes from its deque (the fence was a fifth of fib's time per task).
+  if (pool_.size() > 1) pool_.sleep().notify_work();
 }
 
 void worker::push_or_run(task* t) noexcept {
