@@ -400,6 +400,35 @@ TEST(coro, many_concurrent_sync_waits) {
   });
 }
 
+// A child that posts a callable leaves it on top of its parent's continuation: the child's
+// pop finds the callable, puts it back, and the parent goes the stolen way (F3 of
+// weft/detail/coro_promise.hpp). Results and the join must not notice.
+weft::task<int> poster(weft::pool& p, std::atomic<int>& ran) {
+  p.post([&ran] { ran.fetch_add(1); });
+  co_return 1;
+}
+weft::task<int> parent_of_posters(weft::pool& p, std::atomic<int>& ran) {
+  std::vector<int> out(8, 0);
+  for (auto& o : out) co_await weft::fork(o, poster(p, ran));
+  co_await weft::join();
+  int sum = 0;
+  for (int v : out) sum += v;
+  co_return sum;
+}
+
+TEST(coro, a_callable_posted_above_the_continuation_does_not_confuse_the_join) {
+  expect_in_child([] {
+    for (unsigned workers : {1u, 4u}) {
+      std::atomic<int> ran{0};
+      {
+        weft::pool p(opts(workers));
+        for (int i = 0; i < 20; ++i) WEFT_CHILD_CHECK(weft::sync_wait(p, parent_of_posters(p, ran)) == 8);
+      }  // close() runs every posted callable
+      WEFT_CHILD_CHECK(ran.load() == 20 * 8);
+    }
+  });
+}
+
 TEST(coro, no_heap_call_per_task_in_steady_state) {
   expect_in_child([] {
     weft::pool p(opts(1));
