@@ -16,7 +16,8 @@
 //
 // Inside a weft::task:
 //   co_await t                 runs t on this thread now (a call) and yields its value or
-//                              rethrows its exception. Symmetric transfer both ways.
+//                              rethrows its exception. Symmetric transfer both ways. t is
+//                              an rvalue (co_await f(x), co_await std::move(named)).
 //   co_await fork(out, t)      forks t: the worker runs t at once and offers the rest of
 //   co_await fork(opt, t)      this task (its continuation) to thieves on its deque. t's
 //   co_await fork(t) (void)    value is assigned to `out` (T&) or emplaced into `opt`
