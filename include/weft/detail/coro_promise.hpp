@@ -7,8 +7,12 @@
 // continuation therefore allocates nothing. The block's exec returns task_result::resumed,
 // which tells the runtime that the block is not its to free (weft/detail/task.hpp).
 //
-// Continuation stealing (libfork's design, Singer et al. 2024, after Cilk's work-first
-// principle). `co_await fork(out, child)` in a frame P:
+// Continuation stealing, libfork's design (C. J. Williams and J. Elliott, "Libfork:
+// portable continuation-stealing with stackless coroutines", arXiv:2402.18480, 2024),
+// after Cilk's work-first principle. Departures from libfork: the deque is weft's (tagged
+// slots, batch steals), so the pop in F2 checks that it got the parent's block and puts
+// anything else back; and weft's spawn wake-up check (a seq_cst fence) runs on every push
+// of a pool with more than one worker. `co_await fork(out, child)` in a frame P:
 //   F1 P's block goes onto the current worker's deque (exec = resume_continuation), and the
 //      worker switches to the child at once (symmetric transfer).
 //   F2 When the child finishes, it pops the bottom of its worker's deque. If that is P's
