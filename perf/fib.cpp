@@ -3,7 +3,7 @@
 // Every call with n >= 2 spawns fib(n-1) as a child, computes fib(n-2) inline and joins:
 // the classic measure of spawn + join overhead, since each task does almost nothing.
 // fib(30) = 832040 makes 2,692,537 calls (2 * fib(31) - 1); time/task is time / calls.
-// Runtimes: weft and oneTBB (task_group run/wait), OpenMP (`omp task` + `omp taskwait`),
+// Runtimes: weft and oneTBB (task_group run/wait), weft-coro (weft::task: fork, call, join), OpenMP (`omp task` + `omp taskwait`),
 // libfork (lf::fork the first call, lf::call the second, lf::join: its own fib), Taskflow
 // (a tf::TaskGroup: silent_async the first call, the second inline, corun: its own
 // examples/fibonacci.cpp).
@@ -12,6 +12,7 @@
 #include "harness.hpp"
 #include "peers.hpp"
 #include "fib_weft.hpp"
+#include "weft/coro.hpp"
 
 namespace weft_perf {
 namespace {
@@ -24,6 +25,22 @@ void fib_weft_bench(benchmark::State& state) {
   weft_runtime rt(threads(state));
   measure(state, [&] { return rt.run([&] { return fib_weft(rt.pool(), kN); }); }, kResult, kCalls,
           metric::time_per_task);
+  rt.report_stats(state);
+}
+
+// weft::task (weft/coro.hpp): fork the first call, co_await the second, join, as libfork.
+weft::task<std::uint64_t> fib_coro(int n) {
+  if (n < 2) co_return static_cast<std::uint64_t>(n);
+  std::uint64_t a = 0;
+  co_await weft::fork(a, fib_coro(n - 1));
+  const std::uint64_t b = co_await fib_coro(n - 2);
+  co_await weft::join();
+  co_return a + b;
+}
+
+void fib_coro_bench(benchmark::State& state) {
+  weft_runtime rt(threads(state));
+  measure(state, [&] { return weft::sync_wait(rt.pool(), fib_coro(kN)); }, kResult, kCalls, metric::time_per_task);
   rt.report_stats(state);
 }
 
@@ -102,6 +119,7 @@ void fib_taskflow_bench(benchmark::State& state) {
 
 void register_fib() {
   register_runtime("fib", "weft", fib_weft_bench);
+  register_runtime("fib", "weft-coro", fib_coro_bench);
 #ifdef WEFT_HAVE_TBB
   register_runtime("fib", "tbb", fib_tbb_bench);
 #endif

@@ -18,6 +18,7 @@
 
 #include "harness.hpp"
 #include "peers.hpp"
+#include "weft/coro.hpp"
 #include "weft/task_group.hpp"
 
 namespace weft_perf {
@@ -70,6 +71,31 @@ void nqueens_weft_bench(benchmark::State& state) {
   const problem& in = input();
   measure(state, [&] { return rt.run([&] { return nqueens_weft(rt.pool(), in.n, board{}); }); }, in.solutions,
           in.tasks, metric::time_per_task);
+  rt.report_stats(state);
+}
+
+// weft::task: fork every placement but the last, co_await the last, join (as libfork).
+weft::task<std::uint64_t> nqueens_coro(int n, board b) {
+  if (b.row == n) co_return 1;
+  std::array<std::uint64_t, kMaxN> parts;
+  int k = 0;
+  for (std::uint32_t avail = b.free(n); avail != 0; avail &= avail - 1, ++k) {
+    const board child = b.place(avail & (~avail + 1));
+    if ((avail & (avail - 1)) != 0) {
+      co_await weft::fork(parts[k], nqueens_coro(n, child));
+    } else {
+      parts[k] = co_await nqueens_coro(n, child);  // the last placement
+    }
+  }
+  co_await weft::join();
+  co_return sum(parts, k);
+}
+
+void nqueens_coro_bench(benchmark::State& state) {
+  weft_runtime rt(threads(state));
+  const problem& in = input();
+  measure(state, [&] { return weft::sync_wait(rt.pool(), nqueens_coro(in.n, board{})); }, in.solutions, in.tasks,
+          metric::time_per_task);
   rt.report_stats(state);
 }
 
@@ -170,6 +196,7 @@ void nqueens_taskflow_bench(benchmark::State& state) {
 
 void register_nqueens() {
   register_runtime("nqueens", "weft", nqueens_weft_bench);
+  register_runtime("nqueens", "weft-coro", nqueens_coro_bench);
 #ifdef WEFT_HAVE_TBB
   register_runtime("nqueens", "tbb", nqueens_tbb_bench);
 #endif

@@ -21,6 +21,7 @@
 
 #include "harness.hpp"
 #include "peers.hpp"
+#include "weft/coro.hpp"
 #include "weft/task_group.hpp"
 
 namespace weft_perf {
@@ -49,6 +50,23 @@ std::uint64_t skynet_weft(weft::pool& p, std::uint64_t num, int depth) {
 void skynet_weft_bench(benchmark::State& state) {
   weft_runtime rt(threads(state));
   measure(state, [&] { return rt.run([&] { return skynet_weft(rt.pool(), 0, kDepth); }); }, kResult, kTasks,
+          metric::time_per_task);
+  rt.report_stats(state);
+}
+
+// weft::task: fork the first 9 children, co_await the last, join (as libfork).
+weft::task<std::uint64_t> skynet_coro(std::uint64_t num, int depth) {
+  if (depth == 0) co_return num;
+  std::array<std::uint64_t, kFanOut> parts{};
+  for (int i = 0; i < kFanOut - 1; ++i) co_await weft::fork(parts[i], skynet_coro(num * kFanOut + i, depth - 1));
+  parts[kFanOut - 1] = co_await skynet_coro(num * kFanOut + kFanOut - 1, depth - 1);
+  co_await weft::join();
+  co_return sum(parts);
+}
+
+void skynet_coro_bench(benchmark::State& state) {
+  weft_runtime rt(threads(state));
+  measure(state, [&] { return weft::sync_wait(rt.pool(), skynet_coro(0, kDepth)); }, kResult, kTasks,
           metric::time_per_task);
   rt.report_stats(state);
 }
@@ -188,6 +206,7 @@ void skynet_asio_bench(benchmark::State& state) {
 
 void register_skynet() {
   register_runtime("skynet", "weft", skynet_weft_bench);
+  register_runtime("skynet", "weft-coro", skynet_coro_bench);
 #ifdef WEFT_HAVE_TBB
   register_runtime("skynet", "tbb", skynet_tbb_bench);
 #endif

@@ -57,7 +57,13 @@ inline task_result run_task_here(pool_impl& pool, task* t) noexcept {
     r = task_result::failed;
     pool.report_exception(std::current_exception());
   }
-  free_task(t);
+  // resumed: the block belongs to a coroutine frame that may already be running elsewhere
+  // or be gone (weft/detail/task.hpp): touch nothing of it.
+  if (r != task_result::resumed) [[likely]] {
+    free_task(t);
+  } else {
+    r = task_result::ok;
+  }
   tls_scope = saved;
   return r;
 }
@@ -131,8 +137,11 @@ void worker::spawn(task* t) {
     spawned_.store(spawned_.load(std::memory_order_relaxed) - 1, std::memory_order_release);
     throw;
   }
-  // The full T1, fence included (sleep.hpp: a spawner may block outside weft next).
-  pool_.sleep().notify_work();
+  // The full T1, fence included (sleep.hpp: a spawner may block outside weft next). A pool
+  // of one worker skips it: the only worker that could be woken is this one, and it is
+  // awake (the stopping drain of S6, pool_impl.hpp, empties deques without being woken).
+  // The fence was a fifth of the time per task of weft::task's fib at one worker.
+  if (pool_.size() > 1) pool_.sleep().notify_work();
 }
 
 void worker::push_or_run(task* t) noexcept {

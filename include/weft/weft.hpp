@@ -11,3 +11,5 @@
 #include "weft/pool.hpp"
 #include "weft/task_group.hpp"
 #include "weft/parallel.hpp"
+#include "weft/coro.hpp"
+#include "weft/scheduler.hpp"

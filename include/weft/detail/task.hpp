@@ -31,10 +31,15 @@ enum class task_result : unsigned char {
   ok,         // ran and returned normally
   failed,     // ran and threw; the exception was delivered (future, group, handler)
   cancelled,  // did not run (cancelled before it started)
+  // The block is not the runtime's (weft/detail/coro_promise.hpp: a header embedded in a
+  // coroutine frame, whose exec resumed or handed back the coroutine): after exec returns,
+  // nothing may touch the block, which is never freed. Counted as ok.
+  resumed,
 };
 
 // Consumes the callable in the block (never frees the block itself). An exception that
-// escapes from run mode is the task's own, for the pool's exception handler.
+// escapes from run mode is the task's own, for the pool's exception handler. An exec that
+// returns task_result::resumed owns the block itself (see there): the caller frees nothing.
 using task_exec = task_result (*)(task*, task_mode);
 
 inline constexpr std::size_t task_block_size = 128;
@@ -146,14 +151,12 @@ task* make_task(Body&& body) {
 // Completes a task that never ran as cancelled (task_mode::cancel: a future gets
 // task_cancelled, an on_done its cancellation), destroys it and frees its block.
 inline void cancel_task(task* t) noexcept {
-  t->exec(t, task_mode::cancel);
-  free_task(t);
+  if (t->exec(t, task_mode::cancel) != task_result::resumed) free_task(t);
 }
 
 // Destroys a task whose submission was rejected (it never ran), and frees its block.
 inline void discard_task(task* t) noexcept {
-  t->exec(t, task_mode::destroy);
-  free_task(t);
+  if (t->exec(t, task_mode::destroy) != task_result::resumed) free_task(t);
 }
 
 }  // namespace weft::detail
