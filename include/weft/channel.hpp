@@ -16,7 +16,8 @@
 // A token that fires while waiting (or had fired before) ends the wait with `stopped`, and
 // a send then leaves v untouched. A deadline already past only tries once (timeout when
 // it cannot proceed); duration::max() means no limit (weft/detail/deadline.hpp).
-// The non-blocking calls never throw (beyond T's own move constructor, which should not);
+// The calls throw nothing of their own but std::bad_alloc (the queue's storage grows) and
+// what T's move or copy constructor throws;
 // the statuses are values, not exceptions. send/receive are [[nodiscard]]: a status ignored
 // would lose an item silently on a closed channel.
 //

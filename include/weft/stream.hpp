@@ -38,10 +38,9 @@
 // std::jthread's. f is moved into the stream.
 // Costs. Per item: one pool::post with an on-done callback (as a batch element), one lock of
 // the stream's mutex to deliver, one to take; per wake of the dispatcher, one pool::post.
-// Throws (from stream()): std::invalid_argument naming max_in_flight for a value of 0 after
-// defaulting (never: 0 means 2 * pool.size()), pool_closed when the pool is closed (from
-// outside), std::bad_alloc. A pool that closes later makes the next item's post fail: that
-// item is yielded with the pool_closed exception and the stream stops taking items.
+// Throws (from stream()): pool_closed from outside a closed pool, std::bad_alloc. A pool
+// that closes later makes the next post fail: that item is yielded with the pool_closed
+// exception and the stream stops taking items.
 #pragma once
 
 #include <atomic>

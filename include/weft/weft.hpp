@@ -10,3 +10,7 @@
 #include "weft/pool.hpp"
 #include "weft/task_group.hpp"
 #include "weft/parallel.hpp"
+#include "weft/channel.hpp"
+#include "weft/stream.hpp"
+#include "weft/pipeline.hpp"
+#include "weft/map_batch.hpp"

@@ -296,25 +296,28 @@ pipeline_status run_pipeline(pool& p, std::vector<stage_spec> stages, std::size_
   if (stages.size() < 2) throw std::invalid_argument("weft::pipeline: needs a source and at least one stage");
   if (p.closed() && !on_worker_thread()) throw pool_closed();
   auto run = std::make_shared<pipeline_run>(p, std::move(stages), max);
-  bool by_caller = false;
+  std::atomic<bool> by_caller{false};
   {
     struct relay {
       pipeline_run* run;
-      bool* by_caller;
+      std::atomic<bool>* by_caller;
       void operator()() noexcept {
-        *by_caller = true;  // read after the callback is unregistered below (happens-before)
+        // release: pairs with the acquire load below, for a relay that ran on another
+        // thread (the callback's unregistration also orders it; this does not rely on that).
+        by_caller->store(true, std::memory_order_release);
         run->cancel(nullptr);
       }
     };
-    // Destroyed before run() reads by_caller: stop_callback's destructor waits for a relay in
-    // progress on another thread, and its effects happen-before the destructor returns.
+    // Destroyed before by_caller is read: stop_callback's destructor waits for a relay in
+    // progress on another thread.
     std::optional<std::stop_callback<relay>> link;
     if (token.stop_possible()) link.emplace(token, relay{run.get(), &by_caller});
     run->pump_input();
     run->wait();
   }
   if (std::exception_ptr e = run->error()) std::rethrow_exception(e);
-  return by_caller ? pipeline_status::cancelled : pipeline_status::completed;
+  // acquire: pairs with the relay's release store.
+  return by_caller.load(std::memory_order_acquire) ? pipeline_status::cancelled : pipeline_status::completed;
 }
 
 }  // namespace weft::detail
