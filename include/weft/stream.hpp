@@ -5,6 +5,11 @@
 //                               {.max_in_flight = 16, .order = weft::stream_order::input});
 //   for (auto&& [index, outcome] : results) reply(index, outcome.value());   // until `in` closes
 //
+// Or into an output channel, which is closed when the stream ends (see stream_to below):
+//   weft::channel<weft::batch_item<reply>> out(16);
+//   auto link = weft::stream_to(pool, in, out, handle);
+//   for (auto& [index, outcome] : out) send_back(outcome.value());
+//
 // Each item received from the channel becomes one pool task calling f(item) or
 // f(item, std::stop_token) (the item moved in, f through a const reference, concurrently).
 // Nothing is read ahead: an item is taken from the channel only when a slot is free.
@@ -176,7 +181,13 @@ class stream_core : public std::enable_shared_from_this<stream_core<R>> {
     }
     std::stop_source keep = stop_;  // keeps the stop state alive to the end of the call
     keep.request_stop();            // cancelled tasks deliver through deliver(), on this thread
+    on_change();
     bump();
+  }
+
+  // Until the stream has ended (forwarding: the output channel is closed) and is idle.
+  void wait_ended() {
+    if (!ended_and_idle(this)) wait_until(&events_, &ended_and_idle, this);
   }
 
   // Before the owner lets go: cancel, wait for every task and dispatcher pass, unregister.
@@ -227,11 +238,32 @@ class stream_core : public std::enable_shared_from_this<stream_core<R>> {
       window_[at % max_].emplace(batch_item<R>{index, std::move(o)});
     }
     if (failure) cancel();
+    on_change();
     // seq_cst: N1 for wait_idle; after the result is stored, so wait_idle's return means
     // every result is in.
     running_.fetch_sub(1, std::memory_order_seq_cst);
     bump();
   }
+
+  // ---- forwarding (stream_to): the dispatcher is the consumer ----
+  // The next ready result; its slot stays taken until forwarded() (invariant S).
+  std::optional<batch_item<R>> take_ready() {
+    std::lock_guard lock(mu_);
+    return take_locked();
+  }
+  void forwarded() noexcept {
+    std::lock_guard lock(mu_);
+    --in_flight_;
+  }
+  // True once, when everything taken has been forwarded and nothing more will be taken.
+  bool try_end() noexcept {
+    std::lock_guard lock(mu_);
+    if (ended_ || in_flight_ != 0 || !(input_done_ || stopped_)) return false;
+    ended_ = true;
+    return true;
+  }
+  // Forwarding mode: a change the dispatcher must act on (a result, a cancellation).
+  virtual void on_change() noexcept {}
 
   void request_pump() noexcept {
     // acq_rel: the 0 -> 1 transition elects the thread that posts the dispatcher; pairs
@@ -264,6 +296,12 @@ class stream_core : public std::enable_shared_from_this<stream_core<R>> {
   virtual void pump_pass() noexcept = 0;
   virtual void unwatch() noexcept = 0;
 
+  void mark_ended() noexcept {
+    // seq_cst: N1 of the wait protocol for wait_ended's predicate.
+    ended_flag_.store(true, std::memory_order_seq_cst);
+    bump();
+  }
+
   void bump() noexcept {
     // seq_cst: N1 of the wait protocol for next()'s and wait_idle's predicates.
     events_.fetch_add(1, std::memory_order_seq_cst);
@@ -284,6 +322,10 @@ class stream_core : public std::enable_shared_from_this<stream_core<R>> {
     return item;
   }
 
+  static bool ended_and_idle(const void* self) noexcept {
+    // acquire: pairs with the seq_cst store in mark_ended.
+    return static_cast<const stream_core*>(self)->ended_flag_.load(std::memory_order_acquire) && idle(self);
+  }
   static bool idle(const void* self) noexcept {
     auto* s = static_cast<const stream_core*>(self);
     // acquire (both): pair with the seq_cst decrements in deliver/release_slot and run_pump.
@@ -312,11 +354,12 @@ class stream_core : public std::enable_shared_from_this<stream_core<R>> {
   std::atomic<std::size_t> running_{0};              // tasks posted and not yet delivered
   std::atomic<std::uint32_t> pump_requests_{0};
   std::atomic<std::uint64_t> events_{0};             // bumped per change the consumer waits for
+  std::atomic<bool> ended_flag_{false};              // forwarding: the output channel was closed
 };
 
 // A stream over channel<T> calling F.
 template <class T, class F, class R>
-class channel_stream final : public stream_core<R>, private channel_listener {
+class channel_stream : public stream_core<R>, private channel_listener {
  public:
   channel_stream(pool& p, channel<T>& in, F f, const stream_options& o, std::size_t max)
       : stream_core<R>(max, o.order, o.policy), pool_(p), in_(in), f_(std::move(f)) {}
@@ -362,7 +405,12 @@ class channel_stream final : public stream_core<R>, private channel_listener {
     }
   }
 
-  void pump_pass() noexcept override {
+  void pump_pass() noexcept override { dispatch(); }
+
+ protected:
+  // Takes items from the channel while slots are free; leaves a listener registered when
+  // the channel is empty.
+  void dispatch() noexcept {
     for (;;) {
       if (!this->reserve_slot()) return;  // full window (the consumer re-requests), ended or stopped
       receive_result<T> r = in_.try_receive();
@@ -390,11 +438,69 @@ class channel_stream final : public stream_core<R>, private channel_listener {
   }
 
   void unwatch() noexcept override { in_.unwatch(*this); }
+  // For a derived class's destructor: no relay runs or starts afterwards.
+  void unlink() noexcept { caller_link_.reset(); }
 
+ private:
   pool& pool_;
   channel<T>& in_;
   const F f_;
   std::optional<std::stop_callback<relay>> caller_link_;  // last member: destroyed first
+};
+
+// stream_to: the dispatcher also forwards the results into an output channel.
+template <class T, class F, class R>
+class forwarding_stream final : public channel_stream<T, F, R> {
+ public:
+  forwarding_stream(pool& p, channel<T>& in, channel<batch_item<R>>& out, F f, const stream_options& o,
+                    std::size_t max)
+      : channel_stream<T, F, R>(p, in, std::move(f), o, max), out_(out) {}
+  ~forwarding_stream() override { this->unlink(); }
+
+ private:
+  struct out_listener final : channel_listener {
+    forwarding_stream* self = nullptr;
+    void on_ready() noexcept override { self->request_pump(); }  // under out_'s lock (I5)
+  };
+
+  void on_change() noexcept override { this->request_pump(); }
+
+  void pump_pass() noexcept override {
+    forward();
+    this->dispatch();
+    if (!held_ && this->try_end()) {
+      out_.close();
+      this->mark_ended();
+    }
+  }
+
+  // Moves ready results into out_ until it is full (then a listener is left on it) or none
+  // is ready. A closed out_ means its reader left: the stream is cancelled and what it
+  // still yields is dropped.
+  void forward() noexcept {
+    for (;;) {
+      if (!held_ && !(held_ = this->take_ready())) return;
+      const channel_status s = out_.try_send(std::move(*held_));  // moves only on success
+      if (s == channel_status::success || s == channel_status::closed) {
+        held_.reset();
+        this->forwarded();
+        if (s == channel_status::closed) this->cancel();
+        continue;
+      }
+      listener_.self = this;
+      out_.unwatch(listener_);  // at most one registration
+      if (out_.watch_sendable(listener_)) return;
+    }
+  }
+
+  void unwatch() noexcept override {
+    channel_stream<T, F, R>::unwatch();
+    out_.unwatch(listener_);
+  }
+
+  channel<batch_item<R>>& out_;
+  out_listener listener_;
+  std::optional<batch_item<R>> held_;  // dispatcher only: taken, not yet accepted by out_
 };
 
 }  // namespace detail
@@ -504,6 +610,78 @@ auto stream(pool& p, channel<T>& in, F f, const stream_options& options = {})
   state->link(options.stop_token);
   state->start();
   return result_stream<R>(std::move(state));
+}
+
+// ---------------------------------------------------------------------------------------
+// stream_to(p, in, out, f, options): as stream, but the results go into the channel `out`
+// (each as a batch_item: index and outcome) as they are yielded, and `out` is closed once
+// the stream has ended, so its readers simply iterate it:
+//   weft::channel<weft::batch_item<thumb>> done(16);
+//   auto link = weft::stream_to(pool, uploads, done, make_thumb);
+//   for (auto& [index, outcome] : done) store(outcome.value());
+// Backpressure runs through: a full `out` stops the forwarding, which keeps the slots
+// taken, which stops the stream taking items from `in`. Nothing blocks a thread; the
+// forwarding is done by the stream's dispatcher task. fail_fast: the failed item is
+// forwarded like the others (its outcome holds the exception) and the stream is cancelled.
+// If `out` is closed by someone else, the stream is cancelled and its remaining results
+// are dropped (its readers are gone).
+// The returned stream_link owns the stream: wait() returns once `out` has been closed and
+// every task has ended; cancel() cancels; the destructor cancels and waits (like
+// std::jthread), so keep the link alive while reading. Both channels must outlive it.
+class stream_link {
+ public:
+  stream_link() noexcept = default;
+  template <class R>
+  explicit stream_link(std::shared_ptr<detail::stream_core<R>> core)
+      : cancel_([core] { core->cancel(); }), wait_([core] { core->wait_ended(); }),
+        shut_down_([core] { core->shut_down(); }) {}
+  stream_link(stream_link&&) noexcept = default;
+  stream_link& operator=(stream_link&& o) noexcept {
+    if (this != &o) {
+      finish();
+      cancel_ = std::move(o.cancel_);
+      wait_ = std::move(o.wait_);
+      shut_down_ = std::move(o.shut_down_);
+    }
+    return *this;
+  }
+  ~stream_link() { finish(); }
+
+  void cancel() noexcept {
+    if (cancel_) cancel_();
+  }
+  void wait() {
+    if (wait_) wait_();
+  }
+
+ private:
+  void finish() noexcept {
+    if (!shut_down_) return;
+    try {
+      shut_down_();
+    } catch (...) {
+      std::terminate();  // only std::system_error from the wait table's mutex could get here
+    }
+    cancel_ = nullptr;
+    wait_ = nullptr;
+    shut_down_ = nullptr;
+  }
+  std::function<void()> cancel_, wait_, shut_down_;
+};
+
+template <class T, class F>
+stream_link stream_to(pool& p, channel<T>& in, channel<batch_item<detail::stream_result_t<T, F>>>& out, F f,
+                      const stream_options& options = {}) {
+  using R = detail::stream_result_t<T, F>;
+  static_assert(!std::is_same_v<R, detail::not_a_batch_task>,
+                "weft::stream_to: f must be callable as f(T&&) or f(T&&, std::stop_token) through a const reference");
+  static_assert(detail::check_batch_result<R>());
+  const std::size_t max = options.max_in_flight != 0 ? options.max_in_flight : 2 * std::size_t{p.size()};
+  if (p.closed() && !detail::on_worker_thread()) throw pool_closed();
+  auto state = std::make_shared<detail::forwarding_stream<T, F, R>>(p, in, out, std::move(f), options, max);
+  state->link(options.stop_token);
+  state->start();
+  return stream_link(std::shared_ptr<detail::stream_core<R>>(std::move(state)));
 }
 
 }  // namespace weft

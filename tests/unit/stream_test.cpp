@@ -262,6 +262,61 @@ TEST(Stream, ConsumerOnTheOnlyWorker) {
   EXPECT_TRUE(r.passed()) << r.describe();
 }
 
+// Results into an output channel: every item arrives there once, in input order here, and
+// the output is closed when the stream ends. A slow reader of the output holds back the
+// input (sent <= read + 1 + in flight + both capacities).
+TEST(Stream, StreamToAnOutputChannel) {
+  const auto r = weft_test::run_in_child([] {
+    weft::pool pool(workers(3));
+    weft::channel<int> in(2);
+    weft::channel<weft::batch_item<long>> out(2);
+    constexpr int n = 200;
+    constexpr std::size_t window = 3;
+    std::atomic<std::size_t> sent{0};
+    std::thread producer([&] {
+      for (int i = 0; i < n; ++i) {
+        WEFT_CHILD_CHECK(in.send(i) == channel_status::success);
+        sent.fetch_add(1);
+      }
+      in.close();
+    });
+    auto link = weft::stream_to(pool, in, out, [](int x) { return long{x} * x; },
+                                {.max_in_flight = window, .order = weft::stream_order::input});
+    std::size_t read = 0;
+    for (auto& [index, o] : out) {
+      WEFT_CHILD_CHECK(index == read);
+      WEFT_CHILD_CHECK(o.value() == static_cast<long>(index * index));
+      if (read < 20) std::this_thread::sleep_for(1ms);
+      WEFT_CHILD_CHECK(sent.load() <= read + 1 + window + 2 + 2);
+      ++read;
+    }
+    WEFT_CHILD_CHECK(read == n);
+    link.wait();
+    WEFT_CHILD_CHECK(out.closed());
+    producer.join();
+  }, kLimit);
+  EXPECT_TRUE(r.passed()) << r.describe();
+}
+
+// The output's reader leaves (closes it): the stream is cancelled, the link's wait returns.
+TEST(Stream, StreamToStopsWhenTheOutputIsClosed) {
+  const auto r = weft_test::run_in_child([] {
+    weft::pool pool(workers(2));
+    weft::channel<int> in(4);  // never closed
+    weft::channel<weft::batch_item<int>> out(1);
+    std::thread producer([&] {
+      for (int i = 0; i < 4; ++i) WEFT_CHILD_CHECK(in.send(i) == channel_status::success);
+    });
+    auto link = weft::stream_to(pool, in, out, [](int x) { return x; }, {.max_in_flight = 2});
+    auto first = out.receive();
+    WEFT_CHILD_CHECK(first.has_value());
+    out.close();
+    link.wait();
+    producer.join();
+  }, kLimit);
+  EXPECT_TRUE(r.passed()) << r.describe();
+}
+
 TEST(Stream, ClosedPoolIsRejected) {
   weft::pool pool(workers(1));
   pool.close();
