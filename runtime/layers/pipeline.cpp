@@ -116,9 +116,12 @@ class pipeline_run : public std::enable_shared_from_this<pipeline_run> {
   void wait() {
     if (!finished(this)) wait_until(&done_, &finished, this);
   }
-  std::exception_ptr error() {
+  // Moved out, so that the exception is freed on the thread that rethrows it, not on a
+  // worker dropping the last reference to this run (whose refcount, inside libstdc++, TSan
+  // cannot see).
+  std::exception_ptr take_error() {
     std::lock_guard lock(mu_);
-    return error_;
+    return std::exchange(error_, nullptr);
   }
   bool cancelled() const noexcept {
     return cancelled_.load(std::memory_order_acquire);  // acquire: pairs with cancel's store
@@ -315,7 +318,7 @@ pipeline_status run_pipeline(pool& p, std::vector<stage_spec> stages, std::size_
     run->pump_input();
     run->wait();
   }
-  if (std::exception_ptr e = run->error()) std::rethrow_exception(e);
+  if (std::exception_ptr e = run->take_error()) std::rethrow_exception(e);
   // acquire: pairs with the relay's release store.
   return by_caller.load(std::memory_order_acquire) ? pipeline_status::cancelled : pipeline_status::completed;
 }
