@@ -177,7 +177,10 @@ TEST(Stream, FailFastThrowsItemErrorWithTheIndexAndStops) {
     // Left open: the failure, not the input's end, must end the stream.
     auto s = weft::stream(pool, in, [](int x, std::stop_token st) {
       if (x == 7) throw std::runtime_error("seven");
-      while (x > 7 && !st.stop_requested()) std::this_thread::sleep_for(1ms);  // later ones wait for the cancel
+      // Later ones wait for the cancel, but not for ever: with both workers in such waits,
+      // item 7 could otherwise never start.
+      const auto give_up = std::chrono::steady_clock::now() + 200ms;
+      while (x > 7 && !st.stop_requested() && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(1ms);
       return x;
     }, {.max_in_flight = 4, .order = weft::stream_order::input, .policy = weft::error_policy::fail_fast});
     int yielded = 0;
