@@ -15,6 +15,18 @@
 // | deque_capacity  | power of two in [2, 2^20]                     | initial slots of each worker's deque       |
 // |                 | (2^20: 8 MiB per worker, allocated up front)  | (it grows on demand beyond it)             |
 // | latency_sample_every | any                                      | 0: no latency sampling                     |
+// | max_workers     | 0 .. 4096                                     | 0: `workers` (the slot count)              |
+// | min_workers     | 0, or 1 .. max_workers                        | 0: = max (a fixed pool)                    |
+// | keep_alive      | > 0, at most 24 h                             | idle time after which a thread above min   |
+// |                 |                                               | retires (elastic pools only)               |
+//
+// Burst scaling. With 1 <= min_workers < max_workers the pool is elastic: it has
+// max_workers worker *slots* (deques, pinning: slot i gets the plan's PU i) but starts only
+// min_workers threads; it attaches a new thread to a free slot when work is published while
+// every thread is busy (nobody searching, nobody parked), one at a time, and a thread that
+// stayed parked for keep_alive retires while more than min_workers remain. `workers` alone
+// (min and max 0) keeps the fixed pool: min = max = workers. Setting both `workers` and
+// `max_workers` to different non-zero values is an error (naming `max_workers`).
 //
 // "Usable cores" is the number of cores in the process's allowed cpuset (taskset, cgroup
 // cpuset, an MPI launcher's binding), further capped by a cgroup v2 CPU quota (cpu.max),
@@ -25,6 +37,7 @@
 // `workers` and `pinning` when `read_environment` is true (see pool.hpp).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -69,6 +82,10 @@ struct pool_options {
   // task that has not started completes as cancelled (like stop_now, but the pool stays
   // open: later submissions are cancelled as they come).
   std::stop_token stop_token;
+  // Burst scaling (see above): threads between min_workers and max_workers; 0: fixed.
+  int min_workers = 0;
+  int max_workers = 0;
+  std::chrono::nanoseconds keep_alive = std::chrono::seconds(10);
 };
 
 }  // namespace weft
