@@ -53,7 +53,11 @@
 //      `live_`, attaches (T5), then starts it. No growth once termination is decided or
 //      the slots are sealed.
 //   A2 A retiring thread (T6 + R) marks its slot vacant under slots_mu_, then counts itself
-//      out of `live_` like any exiting worker.
+//      out of `live_` like any exiting worker. A grow that finds attached < slots but no
+//      vacant slot (a retiree between T6 and A2) leaves `grow_wanted_` under the lock, and
+//      the retiree, finding it there, re-attaches instead of leaving: the re-check R alone
+//      does not cover a T1 that read the word after the retire while R read the queues
+//      before the work was published (Relacy found it: retire_while_work_arrives).
 //   A3 Shutdown: S3 counts attached workers only (sleep.hpp). join_workers seals the slots
 //      under slots_mu_ (no growth after it) and joins every joinable handle, retired threads
 //      included: no thread is leaked, none joins itself. A grow that slipped in just before
@@ -164,8 +168,9 @@ class pool_impl {
   bool elastic() const noexcept { return elastic_; }
   // A1, from sleep.hpp's saturation hook (T1 found every attached worker busy).
   void grow() noexcept;
-  // A2: the thread on `slot` retired (T6 and R done); called on its way out.
-  void slot_vacated(unsigned slot) noexcept;
+  // A2: the thread on `slot` retired (T6 done, R found nothing) and leaves: true. False when
+  // a grow found no vacant slot since (this one was still occupied): the thread re-attaches.
+  bool release_slot(unsigned slot) noexcept;
 
   const pool_options& options() const noexcept { return options_; }
   worker& worker_at(unsigned i) noexcept { return *workers_[i]; }
@@ -226,6 +231,7 @@ class pool_impl {
   std::mutex slots_mu_;
   std::vector<char> occupied_;  // guarded by slots_mu_
   bool sealed_ = false;         // guarded by slots_mu_: join_workers ran, no more growth
+  bool grow_wanted_ = false;    // guarded by slots_mu_: a grow found only retiring slots (A2)
   std::chrono::steady_clock::time_point grow_retry_{};  // guarded by slots_mu_: after a failed thread start
   // Written under slots_mu_, read by snapshot() (relaxed: metrics).
   std::atomic<unsigned> threads_{0}, peak_threads_{0};

@@ -65,10 +65,14 @@
 //      (any_work, seq_cst fence first) *after* that RMW. A notifier T1 that read the word
 //      before the RMW saw this worker parked and may have gone to wake it, finding nobody
 //      under mu_; the fences pair as in T1/T3: either the notifier read the word after the
-//      RMW (and woke, or found busy, the workers that remain, as if the retiree had never
-//      been there), or the re-check sees its work. On finding work the retiree re-attaches
+//      RMW, or the re-check sees its work. On finding work the retiree re-attaches
 //      (reattach: attached, unparked and searching again, as T5) and searches (model
 //      check neg_retire_without_recheck: a spawner blocked outside weft waits forever).
+//      A notifier that read the word after the RMW decides among the workers that remain;
+//      finding them all busy it asks to grow (the saturation hook), and the only slot free
+//      for that may be the retiree's own, not vacant yet: the grow leaves a request that the
+//      retiree takes on its way out and re-attaches instead (pool_impl.hpp, A2; model check
+//      neg_release_ignores_grow).
 //   Detaching a parked worker changes neither `unparked` nor `waiting_`, so S3 below (the
 //   last unparked worker terminates the pool) counts attached workers only and is not
 //   disturbed by a retire racing with close(); a reattach after termination sees

@@ -115,8 +115,7 @@ void worker::run() noexcept {
     h->thread_stop(h->ctx, index_);
   }
   tls_worker = nullptr;
-  if (r == park_result::retired) pool_.slot_vacated(index_);  // A2 (pool_impl.hpp)
-  pool_.worker_exited();
+  pool_.worker_exited();  // a retired thread has released its slot already (A2, pool_impl.hpp)
 }
 
 void worker::abandon() noexcept {

@@ -59,7 +59,16 @@ void pool_impl::grow_once() noexcept {
   if (now < grow_retry_) return;
   unsigned slot = 0;
   while (slot < size() && occupied_[slot]) ++slot;
-  if (slot == size()) return;  // every slot has a thread, some of them still on their way out (R)
+  if (slot == size()) {
+    // attached < slots, yet no slot is vacant: a retiree sits between T6 and A2 (its re-check
+    // R may have missed the work whose T1 brought us here, having read the queues before it
+    // was published, while that T1 read the word after the retire). It must not leave:
+    // release_slot hands it this request and it re-attaches (model check
+    // retire_while_work_arrives).
+    grow_wanted_ = true;
+    return;
+  }
+  grow_wanted_ = false;
   worker& w = *workers_[slot];
   w.join();  // the slot's previous thread marked it vacant as its last act (A1)
   w.prepare_attach();
@@ -96,12 +105,17 @@ void pool_impl::grow_once() noexcept {
   grown_.store(grown_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
-void pool_impl::slot_vacated(unsigned slot) noexcept {
+bool pool_impl::release_slot(unsigned slot) noexcept {
   std::lock_guard lock(slots_mu_);
+  if (grow_wanted_ && !sealed_) {
+    grow_wanted_ = false;  // a grow found no vacant slot because of us: stay, as its thread
+    return false;
+  }
   occupied_[slot] = 0;  // A2: a grow may reuse it now (and joins this thread first)
   // relaxed (both): metrics, written under slots_mu_ only.
   threads_.store(threads_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   retired_.store(retired_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  return true;
 }
 
 bool worker::park_or_retire() noexcept {
@@ -116,7 +130,8 @@ bool worker::park_or_retire() noexcept {
       break;
   }
   // R (sleep.hpp): re-check every queue after T6's RMW; work found is ours to search for.
-  if (!sleep.terminating() && pool_.any_work()) {
+  // Then A2, unless a grow wanted this slot meanwhile (release_slot).
+  if ((!sleep.terminating() && pool_.any_work()) || !pool_.release_slot(index_)) {
     sleep.reattach(index_);  // woke_as_searcher(index_) now says so: park()'s tail sets searching_
     return false;
   }
