@@ -5,8 +5,8 @@
 //            run: the time to grow from min to max threads. Median of 9 fresh pools.
 //   idle     CPU time (getrusage, all threads) per second of an idle pool that has shrunk
 //            back to min after a burst, next to a fixed pool of `max` workers, idle too.
-//   trace    thread count against time under a bursty load (bursts of short spinning tasks,
-//            then silence longer than keep_alive), sampled from stats() every 2 ms; written
+//   trace    thread count against time under a bursty load (bursts of 100 us spinning
+//            tasks posted at once, then silence longer than keep_alive), sampled from stats() every 2 ms; written
 //            as "ms threads queued" lines to the file given with --trace (for gnuplot).
 // Usage: weft-burst-trace [--min N] [--max N] [--keep-alive-ms N] [--trace FILE]
 #include <sys/resource.h>
@@ -135,14 +135,11 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(2ms);
     }
   });
-  // Bursts of growing length, each followed by silence of 3 keep_alives.
+  // Three bursts of growing size (100 us tasks, all posted at once), each followed by
+  // silence of 3 keep_alives.
   std::this_thread::sleep_for(keep_alive);
   for (int burst = 1; burst <= 3; ++burst) {
-    const auto until = clock_type::now() + burst * 2 * keep_alive / 3;
-    while (clock_type::now() < until) {
-      for (int i = 0; i < 8 * max; ++i) p.post([] { spin_for(200us); });
-      std::this_thread::sleep_for(1ms);
-    }
+    for (int i = 0; i < 25 * burst * max; ++i) p.post([] { spin_for(100us); });
     std::this_thread::sleep_for(3 * keep_alive);
   }
   stop.store(true, std::memory_order_relaxed);

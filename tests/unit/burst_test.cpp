@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cstdint>
 #include <latch>
@@ -184,6 +185,9 @@ TEST(Burst, ExactlyOnceUnderGrowShrinkStorms) {
         const int total = rounds * kPerRound * kSubmitters;
         std::vector<std::atomic<std::uint8_t>> ran(static_cast<std::size_t>(total) * 2);
         weft::pool p(elastic(1, 6, 1ms));
+        constexpr int kWave = 5;
+        std::barrier sync(kSubmitters);
+        std::atomic<bool> quiet_failed{false};
         std::vector<std::thread> submitters;
         for (int s = 0; s < kSubmitters; ++s) {
           submitters.emplace_back([&, s] {
@@ -199,8 +203,19 @@ TEST(Burst, ExactlyOnceUnderGrowShrinkStorms) {
                   std::this_thread::sleep_for(std::chrono::microseconds(id % 7 == 0 ? 200 : 0));
                 });
               }
-              // Idle gaps longer than keep_alive: workers retire, the next burst re-attaches.
-              if (round % 2 == 1) std::this_thread::sleep_for(5ms);
+              // Every kWave rounds both submitters stop until the pool has gone idle and
+              // retired a thread (keep_alive 1 ms: it must, once the queues drain); the next
+              // burst re-attaches. In between, the gaps are left to chance.
+              if (round % kWave == kWave - 1) {
+                sync.arrive_and_wait();
+                if (s == 0) {
+                  const std::uint64_t before = p.stats().retired;
+                  if (!eventually([&] { return p.stats().retired > before; }, 20s)) quiet_failed = true;
+                }
+                sync.arrive_and_wait();
+              } else if (round % 2 == 1) {
+                std::this_thread::sleep_for(2ms);
+              }
             }
           });
         }
@@ -216,8 +231,9 @@ TEST(Burst, ExactlyOnceUnderGrowShrinkStorms) {
         const weft::metrics m = p.stats();
         WEFT_CHILD_CHECK(m.completed == static_cast<std::uint64_t>(total + children));
         WEFT_CHILD_CHECK(m.failed == 0u && m.cancelled == 0u && m.rejected == 0u);
-        WEFT_CHILD_CHECK(m.grown > 0u);    // the storm did grow ...
-        WEFT_CHILD_CHECK(m.retired > 0u);  // ... and shrink
+        WEFT_CHILD_CHECK(!quiet_failed.load());  // every idle phase retired a thread
+        WEFT_CHILD_CHECK(m.retired >= static_cast<std::uint64_t>(rounds / kWave));
+        WEFT_CHILD_CHECK(m.grown > 0u);  // the storm did grow again after retiring
         WEFT_CHILD_CHECK(m.peak_threads <= 6u);
       },
       kLimit);
