@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
     auto all = std::make_shared<std::latch>(max);
     for (int i = 0; i < max; ++i) p.post([all] { all->arrive_and_wait(); });
     while (p.stats().threads != static_cast<unsigned>(min)) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(50ms);  // the retired threads have left their slots; let them finish exiting
     std::printf("idle at min (%u threads after a burst to %u): %.3f ms CPU per s\n", p.stats().threads,
                 p.stats().peak_threads, idle_cpu_ms_per_s(p));
   }
@@ -135,13 +136,15 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(2ms);
     }
   });
-  // Three bursts of growing size (100 us tasks, all posted at once), each followed by
+  // Three bursts of growing size (25 x size x max tasks of 100 us, posted at once), each followed by
   // silence of 3 keep_alives.
   std::this_thread::sleep_for(keep_alive);
   for (int burst = 1; burst <= 3; ++burst) {
     for (int i = 0; i < 25 * burst * max; ++i) p.post([] { spin_for(100us); });
     std::this_thread::sleep_for(3 * keep_alive);
   }
+  while (p.stats().threads != static_cast<unsigned>(min)) std::this_thread::sleep_for(1ms);  // back to min
+  std::this_thread::sleep_for(keep_alive);
   stop.store(true, std::memory_order_relaxed);
   sampler.join();
   std::fclose(out);
