@@ -108,6 +108,10 @@ class idle_word {
   static constexpr std::uint64_t one_unparked = std::uint64_t{1} << kBits;
   static constexpr std::uint64_t one_attached = std::uint64_t{1} << (2 * kBits);
   static constexpr std::uint32_t kMaxSlots = static_cast<std::uint32_t>(kMask);
+  static_assert((one_searching * kMask & one_unparked * kMask) == 0 && (one_unparked * kMask & one_attached * kMask) == 0,
+                "searching, unparked and attached occupy disjoint bits");
+  static_assert(one_attached * kMask < (std::uint64_t{1} << 63), "attached fits below bit 63");
+  static_assert(kMaxSlots >= 4096, "a pool takes up to 4096 workers (options.cpp)");
 
   constexpr explicit idle_word(std::uint64_t raw) noexcept : raw_(raw) {}
   constexpr std::uint32_t searching() const noexcept { return static_cast<std::uint32_t>(raw_ & kMask); }

@@ -85,8 +85,11 @@ void pool_impl::grow_once() noexcept {
     const auto ticket = sleep_.abort_attach(slot);
     worker_exited();  // the live_ count taken above
     lock.unlock();
-    log(std::string("weft: cannot start another worker thread (") + e.what() + "); running on " +
-        std::to_string(s.attached()) + " threads");
+    log(std::string("weft: cannot start another worker thread (")  // append: g++ 12 -Wrestrict on operator+ chains
+            .append(e.what())
+            .append("); running on ")
+            .append(std::to_string(s.attached()))
+            .append(" threads"));
     // T3's re-check and S3 on behalf of the thread that never ran (sleep.hpp, T5).
     if (ticket.last_searcher && any_work()) sleep_.notify_work();
     if (ticket.last_awake && closing()) {
