@@ -1,5 +1,6 @@
 // runtime/options.cpp: validation of pool_options and the environment overrides.
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -60,7 +61,34 @@ pool_options resolve_options(pool_options o, const topology& topo) {
       invalid("pinning", "is not a pin_policy value");
   }
   validate_lanes(o.lanes);
-  if (o.workers == 0) o.workers = static_cast<int>(usable_cores(topo));
+  // Messages built with append: g++ 12 warns (-Wrestrict, PR 105329) on chains of operator+.
+  if (o.max_workers < 0 || o.max_workers > kMaxWorkers) {
+    invalid("max_workers", std::string("must be in [0, 4096] (0 means `workers`), got ").append(std::to_string(o.max_workers)));
+  }
+  if (o.min_workers < 0) {
+    invalid("min_workers", std::string("must be >= 1 (or 0: equal to max_workers), got ").append(std::to_string(o.min_workers)));
+  }
+  if (o.max_workers != 0 && o.workers != 0 && o.max_workers != o.workers) {
+    invalid("max_workers", std::string("conflicts with workers (")
+                               .append(std::to_string(o.workers))
+                               .append(" vs ")
+                               .append(std::to_string(o.max_workers))
+                               .append("); set one of them"));
+  }
+  if (o.keep_alive <= std::chrono::nanoseconds::zero() || o.keep_alive > std::chrono::hours(24)) {
+    invalid("keep_alive",
+            std::string("must be > 0 and at most 24 h, got ").append(std::to_string(o.keep_alive.count())).append(" ns"));
+  }
+  if (o.max_workers == 0) o.max_workers = o.workers;
+  if (o.max_workers == 0) o.max_workers = static_cast<int>(usable_cores(topo));
+  if (o.min_workers > o.max_workers) {
+    invalid("min_workers", std::string("must be at most max_workers (")
+                               .append(std::to_string(o.max_workers))
+                               .append("), got ")
+                               .append(std::to_string(o.min_workers)));
+  }
+  if (o.min_workers == 0) o.min_workers = o.max_workers;
+  o.workers = o.max_workers;  // the slot count, used for everything sized per worker
   return o;
 }
 

@@ -34,10 +34,15 @@ std::string describe_plan(const topology& topo, const std::vector<std::optional<
 pool_impl::pool_impl(pool_options options, std::shared_ptr<const scheduler_hooks> hooks)
     : topo_(discover_topology()),
       options_(resolve_options(std::move(options), topo_)),
-      sleep_(static_cast<unsigned>(options_.workers)) {
+      // An elastic pool's first threads start as searchers, like attached ones (T5): until
+      // they have searched once they would look busy, and the first submission would grow.
+      sleep_(static_cast<unsigned>(options_.max_workers), static_cast<unsigned>(options_.min_workers),
+             static_cast<unsigned>(options_.min_workers), options_.min_workers < options_.max_workers) {
   if (!hooks) hooks = make_observation_hooks(options_);  // observer.hpp; null when nothing is set
   if (hooks) set_hooks(std::move(hooks));  // before the workers start (scheduler.hpp)
   capacity_ = options_.capacity;
+  elastic_ = options_.min_workers < options_.max_workers;
+  if (elastic_) sleep_.set_saturation_hook(&pool_impl::on_saturated, this);  // before any worker starts
   install_fork_handlers();
   fork_generation_ = fork_generation();
   const unsigned n = static_cast<unsigned>(options_.workers);
@@ -52,10 +57,20 @@ pool_impl::pool_impl(pool_options options, std::shared_ptr<const scheduler_hooks
   auto buckets = victim_buckets(topo_, plan);
   workers_.reserve(n);
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<worker>(*this, i, plan[i], std::move(buckets[i])));
-  live_.store(n, std::memory_order_relaxed);  // relaxed: before any worker thread exists
+  if (elastic_) {
+    for (unsigned i = 0; i < static_cast<unsigned>(options_.min_workers); ++i) workers_[i]->prepare_attach();
+  }
+  // Slots [0, min) get a thread now (the fixed pool: all of them); the rest stay vacant (A1).
+  const unsigned initial = static_cast<unsigned>(options_.min_workers);
+  occupied_.assign(n, 0);
+  std::fill(occupied_.begin(), occupied_.begin() + initial, 1);
+  // relaxed (all four): before any worker thread exists.
+  threads_.store(initial, std::memory_order_relaxed);
+  peak_threads_.store(initial, std::memory_order_relaxed);
+  live_.store(initial, std::memory_order_relaxed);
   unsigned started = 0;
   try {
-    for (; started < n; ++started) workers_[started]->start();
+    for (; started < initial; ++started) workers_[started]->start();
   } catch (...) {
     // Could not create every thread: shut down the ones that started, then report.
     close_gate();
@@ -449,6 +464,11 @@ metrics pool_impl::snapshot() const noexcept {
     m.parks += c.parks;
     w->add_latencies(wait, wait_max, run, run_max);
   }
+  // relaxed: metrics (written under slots_mu_ by growth and retirement).
+  m.threads = threads_.load(std::memory_order_relaxed);
+  m.peak_threads = peak_threads_.load(std::memory_order_relaxed);
+  m.grown = grown_.load(std::memory_order_relaxed);
+  m.retired = retired_.load(std::memory_order_relaxed);
   m.queue_wait = latency_histogram::summarize(wait, wait_max);
   m.run_time = latency_histogram::summarize(run, run_max);
   // Cancellations delivered while their entries still wait in a queue (submission.hpp,

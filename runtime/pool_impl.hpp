@@ -52,6 +52,29 @@
 //      of them returns; then whoever gets there first joins the workers under the lock
 //      (`joined_`). Every worker has left its loop by then (live_ == 0), so the join only
 //      waits for thread exit and does not block an escalation for long.
+// Slots and threads (burst scaling; the sleep protocol's T5/T6 are in sleep.hpp, the policy
+// in runtime/layers/burst.cpp). `workers_` holds max_workers slots, allocated here and never
+// freed while the pool lives: victim arrays, any_work, the stopping drain and the metrics
+// cover every slot (a vacant slot's deque is empty). A slot is *occupied* from the moment a
+// thread is attached to it until that thread, having retired, marks it vacant on its way out
+// (slots_mu_ guards `occupied_` and every slot's std::thread handle):
+//   A1 Growth (grow: one grower at a time, requests counted so none is lost) takes
+//      slots_mu_, joins the handle of the
+//      slot's previous thread (which marked the slot vacant as its last act under the lock,
+//      so the join only waits for the thread function to return, and is never the caller
+//      itself: the caller is a submitter or an attached worker), counts the new thread in
+//      `live_`, attaches (T5), then starts it. No growth once termination is decided or
+//      the slots are sealed.
+//   A2 A retiring thread (T6 + R) marks its slot vacant under slots_mu_, then counts itself
+//      out of `live_` like any exiting worker. A grow that finds attached < slots but no
+//      vacant slot (a retiree between T6 and A2) leaves `grow_wanted_` under the lock, and
+//      the retiree, finding it there, re-attaches instead of leaving: the re-check R alone
+//      does not cover a T1 that read the word after the retire while R read the queues
+//      before the work was published (Relacy found it: retire_while_work_arrives).
+//   A3 Shutdown: S3 counts attached workers only (sleep.hpp). join_workers seals the slots
+//      under slots_mu_ (no growth after it) and joins every joinable handle, retired threads
+//      included: no thread is leaked, none joins itself. A grow that slipped in just before
+//      the seal started a thread that sees terminating() and exits; the seal's join waits.
 // A call on the thread that is running this pool's stopping drain (a cancellation callback
 // calling close or stop_now) would wait for itself in L3: it throws std::logic_error, as a
 // call from one of the pool's workers does.
@@ -188,6 +211,15 @@ class pool_impl {
   void worker_exited() noexcept;
   metrics snapshot() const noexcept;
 
+  // ---- slots and threads (A1-A3 above; policy in runtime/layers/burst.cpp) ----
+  // min_workers < max_workers.
+  bool elastic() const noexcept { return elastic_; }
+  // A1, from sleep.hpp's saturation hook (T1 found every attached worker busy).
+  void grow() noexcept;
+  // A2: the thread on `slot` retired (T6 done, R found nothing) and leaves: true. False when
+  // a grow found no vacant slot since (this one was still occupied): the thread re-attaches.
+  bool release_slot(unsigned slot) noexcept;
+
   const pool_options& options() const noexcept { return options_; }
   worker& worker_at(unsigned i) noexcept { return *workers_[i]; }
   unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()); }
@@ -209,8 +241,10 @@ class pool_impl {
   void check_caller(const char* call) const;
   bool escalate(bool cancel);  // L1, under close_mu_; true: this call claimed the stopping drain
   void run_stopping_drain() noexcept;
-  void join_workers();
+  void join_workers();         // A3
   void join_when_stopped();    // L3
+  static void on_saturated(void* self) noexcept;  // sleep.hpp's saturation hook -> grow
+  void grow_once() noexcept;
 
   topology topo_;  // first: options_ is resolved against it
   pool_options options_;
@@ -244,6 +278,17 @@ class pool_impl {
   bool cancel_done_ = false;          // guarded by close_mu_: ... and it has finished
   bool joined_ = false;               // guarded by close_mu_
   std::atomic<bool> abandoned_{false};  // in a forked child: the workers' handles were abandoned
+  // Slots and threads (A1-A3).
+  bool elastic_ = false;
+  std::mutex slots_mu_;
+  std::vector<char> occupied_;  // guarded by slots_mu_
+  bool sealed_ = false;         // guarded by slots_mu_: join_workers ran, no more growth
+  bool grow_wanted_ = false;    // guarded by slots_mu_: a grow found only retiring slots (A2)
+  std::chrono::steady_clock::time_point grow_retry_{};  // guarded by slots_mu_: after a failed thread start
+  // Written under slots_mu_, read by snapshot() (relaxed: metrics).
+  std::atomic<unsigned> threads_{0}, peak_threads_{0};
+  std::atomic<std::uint32_t> grow_requests_{0};  // grow: requests not yet seen by the running grower
+  std::atomic<std::uint64_t> grown_{0}, retired_{0};
   unsigned fork_generation_ = 0;
 };
 

@@ -11,6 +11,10 @@
 namespace weft::detail {
 
 void pool_impl::join_workers() {
+  // A3: seal the slots (no growth from here on) and join every thread ever started,
+  // retired ones included. Every worker has left its loop (live_ == 0).
+  std::lock_guard slots(slots_mu_);
+  sealed_ = true;
   for (auto& w : workers_) w->join();
   joined_ = true;
   if (const scheduler_hooks* h = hooks(); h != nullptr && h->closed != nullptr) h->closed(h->ctx);

@@ -4,9 +4,15 @@
 // a worker with no work first *searches* (steals, polls the injection queue) for a bounded
 // number of rounds, then *parks*. At most about half the workers search at once.
 //
+// Slots and threads. The protocol knows `slots` workers (fixed for the pool's life: parkers,
+// flags) of which only the *attached* ones have a thread; a detached slot is neither parked
+// nor unparked and is never woken. A fixed pool has every slot attached for good.
+//
 // State (one 64-bit atomic word, see `idle_word`):
+//   attached   slots with a thread (the only workers the counts below are about)
 //   searching  workers currently looking for work
-//   unparked   workers not parked (running a task, searching, or about to park)
+//   unparked   attached workers not parked (running a task, searching, or about to park)
+// Invariant of the counts: unparked + (enlisted sleepers) == attached, searching <= unparked.
 // plus, under `mu_`: the list of parked workers and which of them are parked inside a wait
 // (a task blocked on a future or group, see wait.cpp).
 //
@@ -39,6 +45,39 @@
 // runtime/isolation.hpp) does not park here at all: it counts as unparked (busy, like a
 // worker running a long task) and sleeps on the awaited object.
 //
+// Attach and detach (elastic pools, runtime/layers/burst.cpp). Both happen under mu_, so the
+// attached count and the sleepers list change together; the lock-free paths only read it.
+//   T5 attach(w): a thread is about to start on the vacant slot w. One seq_cst RMW adds it
+//      as attached, unparked *and searching*, before the thread exists: from that RMW on it
+//      is "a searcher that will see the work", so T1 needs nobody else, and T3's last
+//      searcher is not the last (the newcomer's own search ends in T2 or T3, with their
+//      re-checks). The slot's owner-thread flag must say "searching" too (worker::attach_to);
+//      a slot counted as a searcher whose thread never ends a search would keep T1 from
+//      waking anyone forever (model check neg_attach_not_searching). If the thread cannot be
+//      created, abort_attach takes all three back and the caller does T3's re-check and S3
+//      for the thread that never ran.
+//   T6 retire(w): a worker whose idle park outlived the keep-alive leaves. Under mu_, only if
+//      it is still enlisted (otherwise a waker counted it unparked, maybe as a searcher, and
+//      its token is on the way: it must take the wake-up, model check
+//      neg_retire_ignores_wake) and only while attached > min: unlist, then one seq_cst RMW
+//      takes it out of `attached`. Its deque is empty (it parks only after its own deque
+//      was found empty, and only the owner pushes). Then R: it RE-CHECKS every queue
+//      (any_work, seq_cst fence first) *after* that RMW. A notifier T1 that read the word
+//      before the RMW saw this worker parked and may have gone to wake it, finding nobody
+//      under mu_; the fences pair as in T1/T3: either the notifier read the word after the
+//      RMW, or the re-check sees its work. On finding work the retiree re-attaches
+//      (reattach: attached, unparked and searching again, as T5) and searches (model
+//      check neg_retire_without_recheck: a spawner blocked outside weft waits forever).
+//      A notifier that read the word after the RMW decides among the workers that remain;
+//      finding them all busy it asks to grow (the saturation hook), and the only slot free
+//      for that may be the retiree's own, not vacant yet: the grow leaves a request that the
+//      retiree takes on its way out and re-attaches instead (pool_impl.hpp, A2; model check
+//      neg_release_ignores_grow).
+//   Detaching a parked worker changes neither `unparked` nor `waiting_`, so S3 below (the
+//   last unparked worker terminates the pool) counts attached workers only and is not
+//   disturbed by a retire racing with close(); a reattach after termination sees
+//   terminating() and exits (model check close_races_retire).
+//
 // Shutdown: once the pool is closing, the worker whose begin_park makes `unparked` zero
 // (with no worker parked inside a wait) re-checks every queue; if all are empty no task can
 // appear any more (external submission is closed, nothing runs), so it calls wake_all with
@@ -57,21 +96,29 @@
 
 namespace weft::detail {
 
-// Layout of the state word:
-//   bits 63..32  unparked   (workers not parked)
-//   bits 31..0   searching  (workers looking for work)
+// Layout of the state word (21 bits a field: a pool has at most 4096 slots, options.cpp):
+//   bits 62..42  attached   (slots with a thread)
+//   bits 41..21  unparked   (attached workers not parked)
+//   bits 20..0   searching  (workers looking for work)
 class idle_word {
  public:
+  static constexpr unsigned kBits = 21;
+  static constexpr std::uint64_t kMask = (std::uint64_t{1} << kBits) - 1;
   static constexpr std::uint64_t one_searching = 1;
-  static constexpr std::uint64_t one_unparked = std::uint64_t{1} << 32;
-  static_assert((one_searching & (one_unparked - 1)) == one_searching && (one_unparked >> 32) == 1,
-                "searching occupies the low half, unparked the high half");
+  static constexpr std::uint64_t one_unparked = std::uint64_t{1} << kBits;
+  static constexpr std::uint64_t one_attached = std::uint64_t{1} << (2 * kBits);
+  static constexpr std::uint32_t kMaxSlots = static_cast<std::uint32_t>(kMask);
+  static_assert((one_searching * kMask & one_unparked * kMask) == 0 && (one_unparked * kMask & one_attached * kMask) == 0,
+                "searching, unparked and attached occupy disjoint bits");
+  static_assert(one_attached * kMask < (std::uint64_t{1} << 63), "attached fits below bit 63");
+  static_assert(kMaxSlots >= 4096, "a pool takes up to 4096 workers (options.cpp)");
 
   constexpr explicit idle_word(std::uint64_t raw) noexcept : raw_(raw) {}
-  constexpr std::uint32_t searching() const noexcept { return static_cast<std::uint32_t>(raw_); }
-  constexpr std::uint32_t unparked() const noexcept { return static_cast<std::uint32_t>(raw_ >> 32); }
-  static constexpr std::uint64_t make(std::uint32_t unparked, std::uint32_t searching) noexcept {
-    return (std::uint64_t{unparked} << 32) | searching;
+  constexpr std::uint32_t searching() const noexcept { return static_cast<std::uint32_t>(raw_ & kMask); }
+  constexpr std::uint32_t unparked() const noexcept { return static_cast<std::uint32_t>((raw_ >> kBits) & kMask); }
+  constexpr std::uint32_t attached() const noexcept { return static_cast<std::uint32_t>((raw_ >> (2 * kBits)) & kMask); }
+  static constexpr std::uint64_t make(std::uint32_t attached, std::uint32_t unparked, std::uint32_t searching) noexcept {
+    return (std::uint64_t{attached} << (2 * kBits)) | (std::uint64_t{unparked} << kBits) | searching;
   }
 
  private:
@@ -86,14 +133,32 @@ class sleep_protocol {
   using atomic_flag = typename Platform::template atomic<bool>;
 
  public:
-  explicit sleep_protocol(unsigned workers)
-      : workers_(workers), parkers_(workers), asleep_(workers, 0), in_wait_(workers, 0), as_searcher_(workers, 0) {
-    sleepers_.reserve(workers);
+  // A fixed pool: every slot attached for good.
+  explicit sleep_protocol(unsigned workers) : sleep_protocol(workers, workers, workers) {}
+  // `slots` workers, of which the first `attached` start attached (unparked; searching too
+  // when `start_searching`, as T5 attaches, and then their owner-thread flags must say so);
+  // retire keeps at least `min_attached` attached.
+  sleep_protocol(unsigned slots, unsigned attached, unsigned min_attached, bool start_searching = false)
+      : slots_(slots),
+        min_attached_(min_attached),
+        parkers_(slots),
+        asleep_(slots, 0),
+        in_wait_(slots, 0),
+        as_searcher_(slots, 0) {
+    sleepers_.reserve(slots);
     // relaxed: construction precedes the start of every worker thread.
-    state_.store(idle_word::make(workers, 0), Platform::relaxed);
+    state_.store(idle_word::make(attached, attached, start_searching ? attached : 0), Platform::relaxed);
   }
 
-  unsigned workers() const noexcept { return workers_; }
+  // Called by notify_work (T1) when it finds nobody searching, nobody parked and a slot
+  // without a thread (an elastic pool that may grow). Set before any worker starts; a fixed
+  // pool never calls it (attached == slots).
+  void set_saturation_hook(void (*hook)(void*) noexcept, void* ctx) noexcept {
+    saturated_ = hook;
+    saturated_ctx_ = ctx;
+  }
+
+  unsigned workers() const noexcept { return slots_; }
   idle_word load() const noexcept {
     // relaxed: a snapshot for metrics and heuristics only.
     return idle_word(state_.load(Platform::relaxed));
@@ -111,15 +176,19 @@ class sleep_protocol {
     // this fence is seen by the last searcher's re-check, or we see its decrement.
     Platform::fence(Platform::seq_cst);
     // relaxed: ordered by the fence above.
-    if (!should_wake(idle_word(state_.load(Platform::relaxed)))) return;
-    wake_one_searcher();
+    const idle_word s(state_.load(Platform::relaxed));
+    if (should_wake(s)) {
+      wake_one_searcher();
+    } else if (s.attached() < slots_ && s.searching() == 0 && saturated_ != nullptr) [[unlikely]] {
+      saturated_(saturated_ctx_);  // every attached worker is busy: an elastic pool may grow (T5)
+    }
   }
 
   // A worker wants to search. False when about half the workers already do.
   bool try_begin_search() {
     // relaxed: the limit is a heuristic; the RMW below is what counts.
     const idle_word s(state_.load(Platform::relaxed));
-    if (2 * s.searching() >= workers_) return false;
+    if (2 * s.searching() >= s.attached()) return false;
     // seq_cst: searching counts are read by notify_work after its fence (T1).
     state_.fetch_add(idle_word::one_searching, Platform::seq_cst);
     return true;
@@ -208,7 +277,7 @@ class sleep_protocol {
     {
       std::lock_guard lock(mu_);
       woken.swap(sleepers_);
-      sleepers_.reserve(workers_);
+      sleepers_.reserve(slots_);
       for (unsigned w : woken) {
         asleep_[w] = 0;
         waiting_ -= in_wait_[w] != kIdle ? 1 : 0;
@@ -220,8 +289,53 @@ class sleep_protocol {
     for (unsigned w : woken) parkers_[w].unpark();
   }
 
+  // T5: a thread is about to start on the vacant slot w; it counts as attached, unparked
+  // and searching from here on (its owner-thread flag must say searching too).
+  void attach(unsigned w) {
+    std::lock_guard lock(mu_);
+    as_searcher_[w] = 0;
+    // seq_cst: the same total order as T1/T3 on the state word.
+    state_.fetch_add(idle_word::one_attached + idle_word::one_unparked + idle_word::one_searching, Platform::seq_cst);
+  }
+
+  // T5 undone: the thread for slot w could not be created. The ticket is begin_park's: the
+  // caller re-checks (T3) and runs S3 on behalf of the thread that never ran.
+  park_ticket abort_attach(unsigned) {
+    std::lock_guard lock(mu_);
+    // seq_cst: as begin_park (T3).
+    const idle_word prev(state_.fetch_sub(
+        idle_word::one_attached + idle_word::one_unparked + idle_word::one_searching, Platform::seq_cst));
+    return {prev.searching() == 1, prev.unparked() == 1 && waiting_ == 0};
+  }
+
+  enum class retire_result {
+    retired,  // detached: the caller must re-check (R) and reattach on finding work
+    stay,     // attached == min: still enlisted, park on
+    woken,    // a waker took w off the list: its token is on the way (park() consumes it)
+  };
+  // T6: worker w, enlisted by an idle begin_park whose keep-alive ran out, leaves.
+  retire_result retire(unsigned w) {
+    std::lock_guard lock(mu_);
+    if (!asleep_[w]) return retire_result::woken;
+    // relaxed: `attached` changes only under mu_, which we hold.
+    if (idle_word(state_.load(Platform::relaxed)).attached() <= min_attached_) return retire_result::stay;
+    unlist(w);
+    // seq_cst: pairs with the fence in notify_work (T1), like T3; the caller's re-check (R)
+    // follows it.
+    state_.fetch_sub(idle_word::one_attached, Platform::seq_cst);
+    return retire_result::retired;
+  }
+
+  // R found work after T6: w is attached again, as a searcher (woke_as_searcher says so).
+  void reattach(unsigned w) {
+    std::lock_guard lock(mu_);
+    as_searcher_[w] = 1;
+    // seq_cst: as attach (T5).
+    state_.fetch_add(idle_word::one_attached + idle_word::one_unparked + idle_word::one_searching, Platform::seq_cst);
+  }
+
  private:
-  bool should_wake(idle_word s) const noexcept { return s.searching() == 0 && s.unparked() < workers_; }
+  static bool should_wake(idle_word s) noexcept { return s.searching() == 0 && s.unparked() < s.attached(); }
 
   void wake_one_searcher() {
     unsigned w;
@@ -249,7 +363,10 @@ class sleep_protocol {
     in_wait_[w] = 0;
   }
 
-  const unsigned workers_;
+  const unsigned slots_;
+  const unsigned min_attached_;
+  void (*saturated_)(void*) noexcept = nullptr;
+  void* saturated_ctx_ = nullptr;
   atomic_word state_{0};
   atomic_flag terminate_{false};
   std::vector<typename Platform::parker> parkers_;

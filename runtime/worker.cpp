@@ -90,6 +90,14 @@ void worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
+void worker::prepare_attach() noexcept {
+  searching_ = true;  // T5 counted the new thread as a searcher
+  tick_ = 0;
+  depth_ = 0;
+  isolation_ = {};
+  batch_lo_ = batch_hi_ = owner_.mark();
+}
+
 void worker::run() noexcept {
   tls_worker = this;
   const std::string name = pool_.options().name.substr(0, 10) + ":" + std::to_string(index_);
@@ -101,18 +109,19 @@ void worker::run() noexcept {
   if (const scheduler_hooks* h = pool_.hooks(); h != nullptr && h->thread_start != nullptr) {
     h->thread_start(h->ctx, index_, pu_ ? static_cast<int>(*pu_) : -1);
   }
-  for (;;) {
+  park_result r = park_result::woken;
+  while (r == park_result::woken) {
     if (task* t = find_work()) {
       execute(t);
       continue;
     }
-    if (park(nullptr, nullptr, std::chrono::steady_clock::time_point::max()) == park_result::terminating) break;
+    r = park(nullptr, nullptr, std::chrono::steady_clock::time_point::max());
   }
   if (const scheduler_hooks* h = pool_.hooks(); h != nullptr && h->thread_stop != nullptr) {
     h->thread_stop(h->ctx, index_);
   }
   tls_worker = nullptr;
-  pool_.worker_exited();
+  pool_.worker_exited();  // a retired thread has released its slot already (A2, pool_impl.hpp)
 }
 
 void worker::abandon() noexcept {
@@ -384,6 +393,11 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
     if (!sleep.cancel_park(index_)) sleep.park(index_);
   } else if (deadline != std::chrono::steady_clock::time_point::max()) {
     if (!sleep.park_until(index_, deadline) && !sleep.cancel_park(index_)) sleep.park(index_);
+  } else if (!in_wait && pool_.elastic()) [[unlikely]] {
+    if (park_or_retire()) {
+      if (hooks != nullptr && hooks->unpark != nullptr) hooks->unpark(hooks->ctx, index_);
+      return park_result::retired;
+    }
   } else {
     sleep.park(index_);
   }

@@ -61,6 +61,9 @@ class worker {
 
   void start();
   void join();
+  // Before a new thread starts on this (vacant, joined) slot: owner-thread state as a fresh
+  // thread needs it, and "searching", as T5 of sleep.hpp counted it (pool_impl::grow).
+  void prepare_attach() noexcept;
   // In a child process after fork(): the thread does not exist here. Destroys what is
   // queued and keeps the thread handle alive forever instead of joining it.
   void abandon() noexcept;
@@ -107,7 +110,9 @@ class worker {
   // Runs (or, when the pool is stopping, cancels) and frees a task, and counts it.
   void execute(task* t) noexcept;
 
-  enum class park_result { woken, terminating };
+  // retired: an idle park outlived keep_alive and the thread left its slot (T6 of
+  // sleep.hpp; elastic pools only): the caller's loop ends.
+  enum class park_result { woken, terminating, retired };
   // Parks until woken. `ready`, when given, is re-checked after enlisting (a wait), and
   // `deadline` bounds the sleep.
   park_result park(bool (*ready)(const void*) noexcept, const void* ctx, std::chrono::steady_clock::time_point deadline);
@@ -141,6 +146,9 @@ class worker {
   // The stealing phase of find_work, as a searcher (see find_work for ready/ctx).
   task* search(bool (*ready)(const void*) noexcept, const void* ctx) noexcept;
   task* stop_searching(task* t) noexcept;
+  // An elastic pool's idle park (runtime/layers/burst.cpp): park for keep_alive, then
+  // retire (T6 + R). True: retired, the thread exits.
+  bool park_or_retire() noexcept;
   bool injector_poll_due() noexcept;
   task* from_injector() noexcept;
   task* poll_ingress() noexcept;          // the sources in chain order, then the injection queue

@@ -33,6 +33,13 @@ struct metrics {
   };
   distribution queue_wait;
   distribution run_time;
+
+  // Threads (burst scaling, options.hpp; a fixed pool has threads == peak_threads == workers
+  // and never grows or retires). `workers` above is the slot count (max_workers).
+  unsigned threads = 0;        // worker threads attached now
+  unsigned peak_threads = 0;   // the most attached at once
+  std::uint64_t grown = 0;     // threads started beyond the initial min_workers
+  std::uint64_t retired = 0;   // threads that retired after keep_alive idle
 };
 
 }  // namespace weft

@@ -19,6 +19,18 @@
 // | when_full       | any full_policy                               |                                            |
 // | drain_timeout   | any; saturating                               | <= 0: the destructor drains nothing        |
 // | lanes           | see weft/lanes.hpp (lane_config)              | empty: no lanes                            |
+// | max_workers     | 0 .. 4096                                     | 0: `workers` (the slot count)              |
+// | min_workers     | 0, or 1 .. max_workers                        | 0: = max (a fixed pool)                    |
+// | keep_alive      | > 0, at most 24 h                             | idle time after which a thread above min   |
+// |                 |                                               | retires (elastic pools only)               |
+//
+// Burst scaling. With 1 <= min_workers < max_workers the pool is elastic: it has
+// max_workers worker *slots* (deques, pinning: slot i gets the plan's PU i) but starts only
+// min_workers threads; it attaches a new thread to a free slot when work is published while
+// every thread is busy (nobody searching, nobody parked), one at a time, and a thread that
+// stayed parked for keep_alive retires while more than min_workers remain. `workers` alone
+// (min and max 0) keeps the fixed pool: min = max = workers. Setting both `workers` and
+// `max_workers` to different non-zero values is an error (naming `max_workers`).
 //
 // "Usable cores" is the number of cores in the process's allowed cpuset (taskset, cgroup
 // cpuset, an MPI launcher's binding), further capped by a cgroup v2 CPU quota (cpu.max),
@@ -115,6 +127,11 @@ struct pool_options {
 
   // Priority lanes (weft/lanes.hpp). Empty (the default): none, and no cost.
   std::vector<lane_config> lanes{};
+
+  // Burst scaling (see above): threads between min_workers and max_workers; 0: fixed.
+  int min_workers = 0;
+  int max_workers = 0;
+  std::chrono::nanoseconds keep_alive = std::chrono::seconds(10);
 };
 
 }  // namespace weft

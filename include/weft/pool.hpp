@@ -1,6 +1,11 @@
-// weft/pool.hpp: the fixed pool of work-stealing workers.
+// weft/pool.hpp: the pool of work-stealing workers.
 //
-// Overview. A pool owns N worker threads, each with its own Chase-Lev deque, plus one
+// Overview. A pool owns N worker slots, each with its own Chase-Lev deque, and by default
+// one thread per slot for its whole life (a fixed pool). An elastic pool
+// (pool_options::min_workers < max_workers, options.hpp) runs between min and max threads
+// on its max slots: it attaches a thread to a free slot when work arrives while every
+// thread is busy, and a thread idle for keep_alive detaches again (size() is the slot
+// count; stats().threads the threads now). Besides the deques there is one
 // injection queue for tasks that come from threads outside the pool. A task posted from
 // one of the pool's own workers goes to that worker's deque (no lock, no allocation in
 // steady state); idle workers steal from their nearest neighbours first, then further
@@ -249,7 +254,7 @@ class pool {
   std::stop_token get_stop_token() const noexcept;
 
   // ---- introspection ----
-  unsigned size() const noexcept;  // number of workers
+  unsigned size() const noexcept;  // number of worker slots (max_workers; threads: stats().threads)
   metrics stats() const noexcept;
   // Per-lane counters (weft/lanes.hpp), in configuration order; empty without lanes.
   std::vector<lane_metrics> lane_stats() const;
