@@ -10,3 +10,5 @@
 #include "weft/pool.hpp"
 #include "weft/task_group.hpp"
 #include "weft/parallel.hpp"
+#include "weft/keyed.hpp"
+#include "weft/default_pool.hpp"
