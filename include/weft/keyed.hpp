@@ -224,7 +224,7 @@ class keyed {
           if (bounded && counted && !admit_locked(e)) {
             refused = keyed_status::full;  // an entry with a full queue is never a new one
           } else {
-            e.shared.push(t);
+            (inserted ? e.local : e.shared).push(t);  // a new entry's first job: K1
             accepted_locked(inserted, counted);
           }
         }

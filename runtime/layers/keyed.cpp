@@ -14,7 +14,10 @@
 // entry and queueing its first drain) is implied by the code path.
 //
 // K1 (one drain). An entry is created only by a producer, under its shard's mutex, when the
-//    key has none; that producer alone queues its first drain (schedule). A drain that ends
+//    key has none; that producer alone queues its first drain (schedule). Its job goes
+//    straight to the entry's local list (the drain's own: no one else can touch it before
+//    the drain task is published, and the pool's enqueue publishes it), sparing the first
+//    turn a lock. A drain that ends
 //    its turn either re-posts itself (one task replaces another) or removes the entry. So
 //    each entry has exactly one drain role from creation to removal: jobs of one key never
 //    run concurrently, and run in queue order (FIFO: producers append under the mutex, the
@@ -36,7 +39,8 @@
 //    hashed onto shared queues), so there is no cross-key head-of-line blocking.
 // K5 (stop). stop() sets stopped_ (producers then refuse, under the mutex), fires the jobs'
 //    token, and takes and cancels every shared list under each shard's mutex. A drain
-//    checks stopped_ before each job and cancels what is in its local backlog. A producer
+//    checks stopped_ before each job and cancels what is in its local backlog (which, for
+//    an entry whose first drain has not started yet, holds the job that created it). A producer
 //    that got in before the sweep of its shard had its job swept (or drained); one after
 //    it sees stopped_ (the mutex orders the flag's store before it). Entries still go
 //    through their drain (K2), so waiting for active_ == 0 waits for every drain to end.
@@ -185,11 +189,13 @@ keyed_status keyed_core::schedule(keyed_entry& e, task* ours) {
   } catch (...) {
     error = std::current_exception();  // std::bad_alloc
   }
-  // K6: we still hold the drain role.
+  // K6: we still hold the drain role (so the local list, where our job may be, is ours).
   job_list all;
   {
     std::lock_guard lock(shard_mutex(e.shard));
-    all = e.shared.take();
+    all = e.local.take();
+    job_list more = e.shared.take();
+    splice(all, more);
     erase_locked(e);
   }
   bool found = false;
@@ -218,13 +224,20 @@ keyed_status keyed_core::schedule(keyed_entry& e, task* ours) {
 void keyed_core::drain(keyed_entry& e) noexcept {
   const drain_scope scope(this, &e);
   const bool timed = options_.batch_time != std::chrono::nanoseconds::zero();
-  const auto until = timed ? std::chrono::steady_clock::now() + options_.batch_time
-                           : std::chrono::steady_clock::time_point::max();
+  auto until = timed ? std::chrono::steady_clock::now() + options_.batch_time : std::chrono::steady_clock::time_point::max();
+  turn_counts counts;
   for (std::size_t ran = 0;;) {
-    if (e.local.empty() && !go_idle_or_refill(e)) return;  // idle: the entry is gone
+    if (e.local.empty()) {
+      counts.flush(*this);  // before the entry may go: entry_gone is the last touch of *this
+      if (!go_idle_or_refill(e)) return;  // idle: the entry is gone
+    }
     if (ran == options_.batch || (timed && ran != 0 && std::chrono::steady_clock::now() >= until)) {
-      if (repost(e)) return;
-      ran = 0;  // out of memory for the re-post: keep draining here rather than strand the key
+      // K4. Yield only to work that waits: with nothing else queued, a re-post would only
+      // hand the key to another (woken) worker or back to this one.
+      counts.flush(*this);
+      if (scheduler(impl_of(pool_)).has_queued_work() && repost(e)) return;
+      ran = 0;  // nothing waits (or no memory for the re-post): another turn here
+      if (timed) until = std::chrono::steady_clock::now() + options_.batch_time;
     }
     task* t = e.local.pop();
     left_queue(e, t);
@@ -240,15 +253,25 @@ void keyed_core::drain(keyed_entry& e) noexcept {
     ++ran;
     if (!counted) continue;
     if (r == task_result::cancelled) {
-      cancelled_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+      ++counts.cancelled;
       continue;
     }
-    ran_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+    ++counts.ran;
     if (r == task_result::failed) {
-      failed_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+      ++counts.failed;
       if (options_.errors == on_error::cancel_key_queue) cancel_key_queue(e);
     }
   }
+}
+
+void keyed_core::turn_counts::flush(keyed_core& c) noexcept {
+  // relaxed: counters. Added once per turn rather than per job (two workers incrementing one
+  // line per job would contend on it); flushed before the entry goes idle, so once a wait
+  // for idleness returns the counts are complete.
+  if (ran != 0) c.ran_.fetch_add(ran, std::memory_order_relaxed);
+  if (failed != 0) c.failed_.fetch_add(failed, std::memory_order_relaxed);
+  if (cancelled != 0) c.cancelled_.fetch_add(cancelled, std::memory_order_relaxed);
+  ran = failed = cancelled = 0;
 }
 
 // With the local backlog empty: takes the shared list, or (K2) removes the entry. False: idle.
@@ -282,14 +305,7 @@ void keyed_core::drain_cancelled(keyed_entry& e) noexcept {
   {
     std::lock_guard lock(shard_mutex(e.shard));
     job_list more = e.shared.take();
-    if (!more.empty()) {
-      if (all.empty()) {
-        all = more;
-      } else {
-        all.tail->next = more.head;
-        all.tail = more.tail;
-      }
-    }
+    splice(all, more);
     erase_locked(e);
   }
   cancel_all(all, nullptr);
@@ -354,13 +370,7 @@ void keyed_core::stop() noexcept {
 void keyed_core::take_shared_locked(keyed_entry& e, job_list& out) noexcept {
   job_list l = e.shared.take();
   for (task* t = l.head; t != nullptr; t = t->next) left_queue(e, t);
-  if (l.empty()) return;
-  if (out.empty()) {
-    out = l;
-  } else {
-    out.tail->next = l.head;
-    out.tail = l.tail;
-  }
+  splice(out, l);
 }
 
 bool keyed_core::stopped() const noexcept {

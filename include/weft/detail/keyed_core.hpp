@@ -59,6 +59,18 @@ struct job_list {
   job_list take() noexcept { return std::exchange(*this, job_list{}); }
 };
 
+// Appends `more` to `to`.
+inline void splice(job_list& to, job_list& more) noexcept {
+  if (more.empty()) return;
+  if (to.empty()) {
+    to = more.take();
+    return;
+  }
+  to.tail->next = more.head;
+  to.tail = more.tail;
+  more = job_list{};
+}
+
 // task::stamp of a flush marker: an internal job, not counted in keyed_stats, never
 // refused for capacity.
 inline constexpr std::uint64_t keyed_marker_stamp = 1;
@@ -68,7 +80,8 @@ inline constexpr std::uint64_t keyed_marker_stamp = 1;
 struct keyed_entry {
   // Written by producers and taken by the drain, under the shard's mutex.
   job_list shared;
-  // The drain's own backlog: only the thread running this entry's drain touches it.
+  // The drain's own backlog: only the holder of the drain role touches it (the producer that
+  // created the entry puts its job here before it publishes the first drain task).
   job_list local;
   // Jobs accepted and not yet started, kept only when keyed_options::capacity is set.
   // Incremented by producers under the shard's mutex, decremented by the drain (or a stop).
@@ -135,6 +148,10 @@ class keyed_core {
   void take_shared_locked(keyed_entry& e, job_list& out) noexcept;
 
  private:
+  struct turn_counts {
+    std::uint64_t ran = 0, failed = 0, cancelled = 0;
+    void flush(keyed_core& c) noexcept;
+  };
   struct stopper {
     keyed_core* self;
     void operator()() noexcept { self->stop(); }
