@@ -298,7 +298,7 @@ class keyed {
   keyed_status push(const Key& key, detail::task* t, bool bounded) { return impl_.push(key, t, bounded); }
 
   static void throw_if_refused(keyed_status s) {
-    if (s == keyed_status::full) throw queue_full();
+    if (s == keyed_status::full) throw queue_full("weft: the key's queue is at capacity (keyed_options::capacity)");
     if (s == keyed_status::closed) throw pool_closed("weft: the keyed serializer is stopped or its pool closed");
   }
 

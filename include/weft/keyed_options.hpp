@@ -16,8 +16,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <stdexcept>
-#include <string>
 
 namespace weft {
 
@@ -46,13 +44,8 @@ enum class keyed_status {
 
 const char* to_string(keyed_status s) noexcept;
 
-// Thrown by keyed::post/submit when the key's queue is at capacity (try_post reports it as
-// keyed_status::full instead). The callable has been destroyed without running.
-class queue_full : public std::runtime_error {
- public:
-  queue_full() : std::runtime_error("weft: the key's queue is full (keyed_options::capacity)") {}
-  explicit queue_full(const std::string& why) : std::runtime_error(why) {}
-};
+// A key at capacity: keyed::post/submit throw weft::queue_full (errors.hpp; its message
+// names keyed_options::capacity), try_post returns keyed_status::full.
 
 // Counters of a keyed serializer. Every job accepted (submitted) ends exactly once, as ran
 // (including failed) or cancelled; refused ones are only counted as rejected. Once the
