@@ -38,6 +38,7 @@ void register_parallel();  // bench_parallel.cpp: parallel_for_sqrt, parallel_fo
 void register_external();
 void register_latency();
 void register_idle();
+void register_keyed();  // keyed.cpp: keyed serializers, and the head-of-line case
 
 // Quick mode (WEFT_PERF_QUICK=1, set by `tools/weft-bench --quick`): families shrink their
 // slowest inputs (each says how in its header comment and in its "tasks" counter), so

@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   weft_perf::register_external();
   weft_perf::register_latency();
   weft_perf::register_idle();
+  weft_perf::register_keyed();
   add_context();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

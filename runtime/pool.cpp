@@ -79,6 +79,11 @@ pool_impl::pool_impl(pool_options options, std::shared_ptr<const scheduler_hooks
     for (unsigned i = 0; i < started; ++i) workers_[i]->join();
     throw;
   }
+  // The first threads are named, pinned and through on_thread_start before we return.
+  // acquire: pairs with the release increment in worker_ready.
+  for (unsigned r = ready_.load(std::memory_order_acquire); r < initial; r = ready_.load(std::memory_order_acquire)) {
+    ready_.wait(r, std::memory_order_acquire);
+  }
   if (options_.stop_token.stop_possible()) {
     base_link_.emplace(options_.stop_token, [this] { start_cancelling(); });
   }

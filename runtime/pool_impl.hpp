@@ -209,6 +209,12 @@ class pool_impl {
   // Counts a task completed by a thread that is not a worker (the stopping thread's drain).
   void count_external(task_result r) noexcept;
   void worker_exited() noexcept;
+  // A worker thread is named, pinned and has run the thread_start hook (the constructor
+  // waits for its first threads: they are all named and hooked when it returns).
+  void worker_ready() noexcept {
+    ready_.fetch_add(1, std::memory_order_release);  // release: pairs with the constructor's acquire wait
+    ready_.notify_all();
+  }
   metrics snapshot() const noexcept;
 
   // ---- slots and threads (A1-A3 above; policy in runtime/layers/burst.cpp) ----
@@ -266,6 +272,7 @@ class pool_impl {
   // Tasks completed by non-worker threads (the stopping thread's drain), and rejections.
   std::atomic<std::uint64_t> ext_completed_{0}, ext_failed_{0}, ext_cancelled_{0}, rejected_{0}, discarded_{0};
   std::atomic<std::uint64_t> accepted_ext_{0};  // count_accepted
+  std::atomic<unsigned> ready_{0};               // worker_ready
   std::size_t capacity_ = 0;                   // options_.capacity; 0: unbounded
   alignas(destructive_interference) std::atomic<std::size_t> queued_ext_{0};  // C1
   std::mutex timer_mu_;

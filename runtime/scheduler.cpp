@@ -206,6 +206,8 @@ submit_status scheduler::submit_to(unsigned source, task* t) {
 
 void scheduler::notify_work() noexcept { pool_->sleep().notify_work(); }
 
+bool scheduler::has_queued_work() const noexcept { return pool_->any_work(); }
+
 void scheduler::set_hooks(std::shared_ptr<const scheduler_hooks> h) { pool_->set_hooks(std::move(h)); }
 
 int scheduler::current_worker() const noexcept {

@@ -93,6 +93,10 @@ class scheduler {
   // escaping the source's push (t destroyed, rejected).
   submit_status submit_to(unsigned source, task* t);
   void notify_work() noexcept;
+  // True when some task is queued on this pool (injection queue, sources, any worker's
+  // deque): a hint for a layer about to yield its worker (keyed's drain re-posts itself only
+  // when something waits). A seq_cst fence and O(workers + sources) loads; may be stale.
+  bool has_queued_work() const noexcept;
 
   // True once pred(ctx) holds, false when `deadline` passed first (weft/detail/wait.hpp).
   bool help_until(const void* key, wait_pred pred, const void* ctx,

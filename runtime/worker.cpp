@@ -109,6 +109,7 @@ void worker::run() noexcept {
   if (const scheduler_hooks* h = pool_.hooks(); h != nullptr && h->thread_start != nullptr) {
     h->thread_start(h->ctx, index_, pu_ ? static_cast<int>(*pu_) : -1);
   }
+  pool_.worker_ready();  // named, pinned, hooked: the pool's constructor may return
   park_result r = park_result::woken;
   while (r == park_result::woken) {
     if (task* t = find_work()) {

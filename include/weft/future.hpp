@@ -160,4 +160,11 @@ class future {
   std::shared_ptr<detail::future_state<T>> state_;
 };
 
+// How weft's layers (weft/keyed.hpp) make a future for a state they fulfil themselves.
+template <class T>
+class promise_access {
+ public:
+  static future<T> make(std::shared_ptr<detail::future_state<T>> s) noexcept { return future<T>(std::move(s)); }
+};
+
 }  // namespace weft
