@@ -108,7 +108,7 @@ TEST(WaitIdle, UnderConcurrentSubmissionCoversEverythingPostedBeforeTheCall) {
   std::thread producer([&] {
     while (!stop.load()) {
       for (int i = 0; i < 50; ++i) {
-        p.post([&] {
+        p.post([&ran, i] {  // i by value: the loop moves on while the task waits
           std::this_thread::sleep_for(std::chrono::microseconds(i % 7));
           ran.fetch_add(1);
         });
