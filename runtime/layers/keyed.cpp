@@ -313,13 +313,17 @@ void keyed_core::drain_cancelled(keyed_entry& e) noexcept {
 }
 
 void keyed_core::cancel_key_queue(keyed_entry& e) noexcept {
+  // The key's queue as it stands when the failure is seen: both lists are taken before any
+  // cancellation is delivered. Taking the shared list after delivering the local one's
+  // cancellations also cancelled a job submitted by someone who had already seen them
+  // (Keyed.CancelKeyQueuePolicy, flaky in CI); jobs submitted from here on run.
   job_list l = e.local.take();
-  cancel_all(l, &e);
   job_list more;
   {
     std::lock_guard lock(shard_mutex(e.shard));
     more = e.shared.take();
   }
+  cancel_all(l, &e);
   cancel_all(more, &e);
 }
 
