@@ -188,7 +188,6 @@ TEST(TaskSource, ClosedGateAndFullSourceRefuseWithAStatusAndCountTheRejection) {
 // stop_now cancels what sources hold, from the stopping thread, even with every worker stuck.
 TEST(TaskSource, StopNowCancelsSourceTasks) {
   ledger l;
-  std::atomic<bool> release{false};
   {
     weft::pool p(workers(1));
     scheduler s(weft::impl_of(p));
