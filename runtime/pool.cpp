@@ -115,66 +115,38 @@ void throw_pool_closed(const pool_impl& impl) {
   throw pool_closed();
 }
 
-bool pool_impl::inject(task* t) {
+bool pool_impl::enter_gate() noexcept {
   if (forked()) return false;
   // seq_cst: pairs with close_gate's fetch_or (S1): either close sees our count and waits
   // for us, or we see its closed bit and back out.
   if (gate_.fetch_add(kSubmitter, std::memory_order_seq_cst) & kClosedBit) {
-    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: pairs with close_gate's acquire wait
+    leave_gate();
     return false;
   }
-  // relaxed: C1 is a count; the credit's only reader that orders anything is C3's waiter,
-  // which is woken by the decrement, not by this increment.
-  if (capacity_ != 0) queued_ext_.fetch_add(1, std::memory_order_relaxed);
-  count_accepted();  // before the task is visible (idle_now)
-  const bool queued = injector_.enqueue(t);
-  gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our enqueue precedes the drain
-  if (!queued) {
-    release_credits(1);
-    count_rejected_accepted();
-    throw std::bad_alloc();
-  }
-  sleep_.notify_work();
   return true;
 }
 
-bool pool_impl::inject_bulk(task* const* tasks, std::size_t n) {
-  if (forked()) return false;
-  // seq_cst: as in inject (S1).
-  if (gate_.fetch_add(kSubmitter, std::memory_order_seq_cst) & kClosedBit) {
-    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: pairs with close_gate's acquire wait
-    return false;
-  }
-  // relaxed: as in count_accepted; before the tasks are visible (idle_now).
-  accepted_ext_.fetch_add(n, std::memory_order_relaxed);
-  const bool queued = injector_.enqueue_bulk(tasks, n);
-  gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our enqueue precedes the drain
-  if (!queued) {
-    accepted_ext_.fetch_sub(n, std::memory_order_relaxed);  // relaxed: never visible
-    throw std::bad_alloc();
-  }
-  // One wake-up: the woken worker takes a batch and wakes the next (from_injector).
-  sleep_.notify_work();
-  return true;
+void pool_impl::leave_gate() noexcept {
+  gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our enqueue precedes close_gate's acquire wait
 }
 
-submit_status pool_impl::inject_external(task* t) {
-  if (capacity_ == 0) return inject(t) ? submit_status::accepted : submit_status::closed;
-  if (forked()) return submit_status::closed;
-  // seq_cst: as in inject (S1).
-  if (gate_.fetch_add(kSubmitter, std::memory_order_seq_cst) & kClosedBit) {
-    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: pairs with close_gate's acquire wait
-    return submit_status::closed;
+submit_status pool_impl::inject_checked(task* t, bool check_capacity) {
+  bool queued = false;
+  {
+    const gate_pass pass(*this);
+    if (!pass) return submit_status::closed;
+    if (capacity_ != 0) {
+      // relaxed: C1/C2 need only the RMW's atomicity (a total order of increments); the
+      // credit's only reader that orders anything is C3's waiter, woken by the decrement.
+      const std::size_t before = queued_ext_.fetch_add(1, std::memory_order_relaxed);
+      if (check_capacity && before >= capacity_) {
+        queued_ext_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: undoing our own increment
+        return submit_status::full;
+      }
+    }
+    count_accepted();  // before the task is visible (idle_now)
+    queued = injector_.enqueue(t);
   }
-  // relaxed: C2 needs only the RMW's atomicity (a total order of increments); see inject.
-  if (queued_ext_.fetch_add(1, std::memory_order_relaxed) >= capacity_) {
-    queued_ext_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: undoing our own increment
-    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: as below
-    return submit_status::full;
-  }
-  count_accepted();  // before the task is visible (idle_now)
-  const bool queued = injector_.enqueue(t);
-  gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our enqueue precedes the drain
   if (!queued) {
     release_credits(1);
     count_rejected_accepted();
@@ -182,6 +154,28 @@ submit_status pool_impl::inject_external(task* t) {
   }
   sleep_.notify_work();
   return submit_status::accepted;
+}
+
+bool pool_impl::inject(task* t) { return inject_checked(t, false) == submit_status::accepted; }
+
+submit_status pool_impl::inject_external(task* t) { return inject_checked(t, true); }
+
+bool pool_impl::inject_bulk(task* const* tasks, std::size_t n) {
+  bool queued = false;
+  {
+    const gate_pass pass(*this);
+    if (!pass) return false;
+    // relaxed: as in count_accepted; before the tasks are visible (idle_now).
+    accepted_ext_.fetch_add(n, std::memory_order_relaxed);
+    queued = injector_.enqueue_bulk(tasks, n);
+  }
+  if (!queued) {
+    accepted_ext_.fetch_sub(n, std::memory_order_relaxed);  // relaxed: never visible
+    throw std::bad_alloc();
+  }
+  // One wake-up: the woken worker takes a batch and wakes the next (from_injector).
+  sleep_.notify_work();
+  return true;
 }
 
 bool pool_impl::wait_for_room(std::chrono::steady_clock::time_point deadline, const std::stop_token& stop) {
@@ -220,42 +214,24 @@ bool pool_impl::discard_oldest() noexcept {
 submit_status pool_impl::inject_to(unsigned source, task* t, bool from_worker) {
   task_source& src = sources_.at(source);
   count_accepted();  // before the task is visible (idle_now); taken back if refused
-  if (from_worker) {
-    // Like a spawn: accepted while draining (the worker is running, so S3 cannot have
-    // terminated the pool; any_work covers the source), cancelled when stopping.
-    bool pushed = false;
-    try {
-      pushed = src.push(t);
-    } catch (...) {
-      count_rejected_accepted();
-      throw;
-    }
-    if (!pushed) {
-      count_rejected_accepted();
-      return submit_status::full;
-    }
-    sleep_.notify_work();  // TS2: after the push
-    return submit_status::accepted;
-  }
-  if (forked()) {
-    count_rejected_accepted();
-    return submit_status::closed;
-  }
-  // seq_cst: as in inject (S1, TS3).
-  if (gate_.fetch_add(kSubmitter, std::memory_order_seq_cst) & kClosedBit) {
-    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: pairs with close_gate's acquire wait
-    count_rejected_accepted();
-    return submit_status::closed;
-  }
   bool pushed = false;
   try {
-    pushed = src.push(t);
+    if (from_worker) {
+      // Like a spawn: accepted while draining (the worker is running, so S3 cannot have
+      // terminated the pool; any_work covers the source), cancelled when stopping.
+      pushed = src.push(t);
+    } else {
+      const gate_pass pass(*this);  // TS3
+      if (!pass) {
+        count_rejected_accepted();
+        return submit_status::closed;
+      }
+      pushed = src.push(t);
+    }
   } catch (...) {
-    gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: as below
     count_rejected_accepted();
     throw;
   }
-  gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our push precedes the drain
   if (!pushed) {
     count_rejected_accepted();
     return submit_status::full;

@@ -238,6 +238,26 @@ class pool_impl {
   static constexpr std::uint64_t kSubmitter = 2;
 
   void close_gate() noexcept;                        // S1
+  // S1, the submitter's side: enter_gate is false (and holds nothing) when the pool is
+  // closed or a forked child's copy; gate_pass holds the gate for one scope.
+  bool enter_gate() noexcept;
+  void leave_gate() noexcept;
+  class gate_pass {
+   public:
+    explicit gate_pass(pool_impl& p) noexcept : p_(p), open_(p.enter_gate()) {}
+    ~gate_pass() {
+      if (open_) p_.leave_gate();
+    }
+    gate_pass(const gate_pass&) = delete;
+    gate_pass& operator=(const gate_pass&) = delete;
+    explicit operator bool() const noexcept { return open_; }
+
+   private:
+    pool_impl& p_;
+    bool open_;
+  };
+  // inject with or without the capacity check (C2).
+  submit_status inject_checked(task* t, bool check_capacity);
   void begin_drain() noexcept;                       // S2
   void cancel_everything() noexcept;                 // S5 + S6
   void drain_cancelled() noexcept;                   // S6

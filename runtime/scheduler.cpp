@@ -47,48 +47,38 @@ bool on_worker_of(const pool_impl& p) noexcept {
 }
 }  // namespace
 
-submit_status scheduler::try_submit(task* t) {
-  maybe_stamp(*pool_, t);
-  submit_status st = submit_status::closed;
+namespace {
+// A task that was not queued: destroyed unrun and counted (every refusal ends here).
+void reject(pool_impl& p, task* t) noexcept {
+  p.count_rejected();
+  discard_task(t);
+}
+}  // namespace
+
+submit_status scheduler::attempt(task* t) {
   try {
-    if (worker* w = tls_worker; w != nullptr && &w->owner_pool() == pool_) {
-      w->spawn(t);  // internal work: never counted against the capacity (pool_impl.hpp, C2)
+    if (on_worker_of(*pool_)) {
+      tls_worker->spawn(t);  // internal work: never counted against the capacity (pool_impl.hpp, C2)
       return submit_status::accepted;
     }
-    st = pool_->inject_external(t);
+    return pool_->inject_external(t);
   } catch (...) {  // bad_alloc from the deque or the queue: the task never ran
-    pool_->count_rejected();
-    discard_task(t);
+    reject(*pool_, t);
     throw;
   }
-  if (st != submit_status::accepted) {
-    pool_->count_rejected();
-    discard_task(t);
-  }
+}
+
+submit_status scheduler::try_submit(task* t) {
+  maybe_stamp(*pool_, t);
+  const submit_status st = attempt(t);
+  if (st != submit_status::accepted) reject(*pool_, t);
   return st;
 }
 
 void scheduler::submit(task* t) {
   maybe_stamp(*pool_, t);
-  if (worker* w = tls_worker; w != nullptr && &w->owner_pool() == pool_) {
-    try {
-      w->spawn(t);
-    } catch (...) {
-      pool_->count_rejected();
-      discard_task(t);
-      throw;
-    }
-    return;
-  }
   for (;;) {
-    submit_status st = submit_status::closed;
-    try {
-      st = pool_->inject_external(t);
-    } catch (...) {
-      pool_->count_rejected();
-      discard_task(t);
-      throw;
-    }
+    const submit_status st = attempt(t);
     if (st == submit_status::accepted) return;
     if (st == submit_status::full) {
       switch (pool_->options().when_full) {
@@ -107,8 +97,7 @@ void scheduler::submit(task* t) {
           break;
       }
     }
-    pool_->count_rejected();
-    discard_task(t);
+    reject(*pool_, t);
     if (st == submit_status::full) throw queue_full();
     throw_pool_closed(*pool_);
   }
@@ -118,53 +107,31 @@ submit_status scheduler::submit_until(task* t, std::chrono::steady_clock::time_p
                                       const std::stop_token& stop) {
   maybe_stamp(*pool_, t);
   for (;;) {
-    submit_status st = submit_status::closed;
-    try {
-      if (worker* w = tls_worker; w != nullptr && &w->owner_pool() == pool_) {
-        w->spawn(t);
-        return submit_status::accepted;
-      }
-      st = pool_->inject_external(t);
-    } catch (...) {
-      pool_->count_rejected();
-      discard_task(t);
-      throw;
-    }
+    const submit_status st = attempt(t);
     if (st == submit_status::full && !stop.stop_requested() && pool_->wait_for_room(deadline, stop)) continue;
-    if (st != submit_status::accepted) {
-      pool_->count_rejected();
-      discard_task(t);
-    }
+    if (st != submit_status::accepted) reject(*pool_, t);
     return st;
   }
 }
 
 void scheduler::submit_bulk(task* const* tasks, std::size_t n) {
+  // From a worker of this pool each goes onto its deque; on a bounded pool each goes under
+  // the full_policy; otherwise one bulk operation, all or nothing.
+  const bool one_by_one = on_worker_of(*pool_) || pool_->bounded();
   std::size_t i = 0;
   try {
-    if (tls_worker != nullptr && &tls_worker->owner_pool() == pool_) {
-      for (; i < n; ++i) submit(tasks[i]);  // each onto the deque
-      return;
-    }
-    if (pool_->bounded()) {
-      for (; i < n; ++i) submit(tasks[i]);  // each under the full_policy
+    if (one_by_one) {
+      for (; i < n; ++i) submit(tasks[i]);
       return;
     }
     for (std::size_t k = 0; k < n; ++k) maybe_stamp(*pool_, tasks[k]);
     if (pool_->inject_bulk(tasks, n)) return;
   } catch (...) {
     // submit consumed tasks[i] (it threw for it); inject_bulk queued none of them.
-    const std::size_t from = (tls_worker != nullptr && &tls_worker->owner_pool() == pool_) || pool_->bounded() ? i + 1 : 0;
-    for (std::size_t k = from; k < n; ++k) {
-      pool_->count_rejected();
-      discard_task(tasks[k]);
-    }
+    for (std::size_t k = one_by_one ? i + 1 : 0; k < n; ++k) reject(*pool_, tasks[k]);
     throw;
   }
-  for (std::size_t k = 0; k < n; ++k) {  // closed: none was queued
-    pool_->count_rejected();
-    discard_task(tasks[k]);
-  }
+  for (std::size_t k = 0; k < n; ++k) reject(*pool_, tasks[k]);  // closed: none was queued
   if (n != 0) throw_pool_closed(*pool_);
 }
 
@@ -174,13 +141,11 @@ void scheduler::submit_global(task* t) {
   try {
     queued = pool_->inject(t);
   } catch (...) {
-    pool_->count_rejected();
-    discard_task(t);
+    reject(*pool_, t);
     throw;
   }
   if (!queued) {
-    pool_->count_rejected();
-    discard_task(t);
+    reject(*pool_, t);
     throw_pool_closed(*pool_);
   }
 }
@@ -193,14 +158,10 @@ submit_status scheduler::submit_to(unsigned source, task* t) {
   try {
     st = pool_->inject_to(source, t, on_worker_of(*pool_));
   } catch (...) {
-    pool_->count_rejected();
-    discard_task(t);
+    reject(*pool_, t);
     throw;
   }
-  if (st != submit_status::accepted) {
-    pool_->count_rejected();
-    discard_task(t);
-  }
+  if (st != submit_status::accepted) reject(*pool_, t);
   return st;
 }
 

@@ -112,6 +112,10 @@ class scheduler {
   bool closed() const noexcept;
 
  private:
+  // One try: onto the calling worker's deque, or through the gate with the capacity check.
+  // On a throw (bad_alloc) t was destroyed and counted as rejected.
+  submit_status attempt(task* t);
+
   pool_impl* pool_;
 };
 

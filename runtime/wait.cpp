@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include "cpu_relax.hpp"
 #include "fork.hpp"
 #include "futex.hpp"
 #include "pool_impl.hpp"
@@ -67,14 +68,6 @@ struct alignas(destructive_interference) bucket {
 };
 
 std::array<bucket, 256> table;
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 bucket& bucket_for(const void* key) noexcept {
   auto h = reinterpret_cast<std::uintptr_t>(key);

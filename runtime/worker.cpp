@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <string>
 
+#include "cpu_relax.hpp"
 #include "pool_impl.hpp"
 #include "topology.hpp"
 #include "weft/task_group.hpp"
@@ -15,14 +16,6 @@ namespace weft::detail {
 namespace {
 
 thread_local const group_context* tls_scope = nullptr;
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 inline std::uint64_t next_random(std::uint64_t& s) noexcept {  // xorshift64*
   s ^= s >> 12;

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "cpu_relax.hpp"
+
 namespace weft::detail {
 namespace {
 
@@ -22,14 +24,6 @@ std::uint64_t clock_ns() noexcept {
   // The clock of the core's stamps (worker.hpp now_ns): steady_clock in nanoseconds.
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
-}
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
 }
 
 }  // namespace
