@@ -25,20 +25,29 @@ unsigned source_registry::add(std::shared_ptr<task_source> s) {
 namespace {
 thread_local unsigned sample_tick = 0;  // submissions on this thread; one in latency_sample_every is stamped
 
-void maybe_stamp(const pool_impl& p, task* t) noexcept {
+// The hooked half of maybe_stamp, out of line: true when the task is stamped for good.
+[[gnu::noinline]] bool stamp_hooked(const pool_impl& p, task* t, const scheduler_hooks* h) noexcept {
+  if (h->stamp_all) t->stamp = now_ns();
+  if (h->submitted != nullptr) {
+    const worker* w = tls_worker;
+    h->submitted(h->ctx, (w != nullptr && &w->owner_pool() == &p) ? static_cast<int>(w->index()) : -1, t);
+  }
+  return h->stamp_all;
+}
+
+[[gnu::noinline]] void stamp_sampled(task* t) noexcept {
+  sample_tick = 0;
+  t->stamp = now_ns();
+}
+
+// On every submission (fib pays it per node): the common case, no hooks and not this
+// thread's turn to sample, is a load, two compares and an increment, inline.
+inline void maybe_stamp(const pool_impl& p, task* t) noexcept {
   if (const scheduler_hooks* h = p.hooks(); h != nullptr) [[unlikely]] {
-    if (h->stamp_all) t->stamp = now_ns();
-    if (h->submitted != nullptr) {
-      const worker* w = tls_worker;
-      h->submitted(h->ctx, (w != nullptr && &w->owner_pool() == &p) ? static_cast<int>(w->index()) : -1, t);
-    }
-    if (h->stamp_all) return;
+    if (stamp_hooked(p, t, h)) return;
   }
   const unsigned every = p.options().latency_sample_every;
-  if (every != 0 && ++sample_tick >= every) [[unlikely]] {
-    sample_tick = 0;
-    t->stamp = now_ns();
-  }
+  if (every != 0 && ++sample_tick >= every) [[unlikely]] stamp_sampled(t);
 }
 
 bool on_worker_of(const pool_impl& p) noexcept {
@@ -77,6 +86,16 @@ submit_status scheduler::try_submit(task* t) {
 
 void scheduler::submit(task* t) {
   maybe_stamp(*pool_, t);
+  // A spawn (fork-join's every node): straight to the worker's deque.
+  if (worker* w = tls_worker; w != nullptr && &w->owner_pool() == pool_) [[likely]] {
+    try {
+      w->spawn(t);  // internal work: never counted against the capacity (pool_impl.hpp, C2)
+    } catch (...) {  // bad_alloc from the deque: the task never ran
+      reject(*pool_, t);
+      throw;
+    }
+    return;
+  }
   for (;;) {
     const submit_status st = attempt(t);
     if (st == submit_status::accepted) return;

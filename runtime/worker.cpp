@@ -246,6 +246,21 @@ task* worker::poll_ingress_in_turn() noexcept {
 }
 
 task* worker::steal_sweep() noexcept {
+  if (last_victim_ != kNoVictim) {
+    worker& v = pool_.worker_at(last_victim_);
+    task* t = nullptr;
+    switch (v.steal(t)) {  // untagged by worker::steal
+      case steal_result::success:
+        bump(steals_);
+        steal_more(v, t);
+        return t;
+      case steal_result::empty:
+        last_victim_ = kNoVictim;  // dried up: sweep from a random start again
+        break;
+      case steal_result::lost_race:  // still has work; the sweep below may reach it again
+        break;
+    }
+  }
   for (int attempt = 0; attempt < 4; ++attempt) {
     bool contended = false;
     for (const auto& bucket : victims_) {
@@ -258,6 +273,7 @@ task* worker::steal_sweep() noexcept {
           case steal_result::success:
             bump(steals_);
             steal_more(v, t);
+            last_victim_ = bucket[(start + i) % n];
             return t;
           case steal_result::lost_race:
             contended = true;
@@ -330,14 +346,7 @@ void worker::execute(task* t) noexcept {
   const std::uint64_t stamp = t->stamp;
   const std::uint64_t start = stamp != 0 ? now_ns() : 0;
   const scheduler_hooks* hooks = pool_.hooks();
-  if (hooks != nullptr) [[unlikely]] {
-    if (hooks->task_start != nullptr) hooks->task_start(hooks->ctx, index_, t);
-  }
-  const task_result r =
-      (hooks != nullptr && hooks->run != nullptr) ? hooks->run(hooks->ctx, index_, pool_, t) : run_task_here(pool_, t);
-  if (hooks != nullptr) [[unlikely]] {
-    if (hooks->task_finish != nullptr) hooks->task_finish(hooks->ctx, index_, t, r);
-  }
+  const task_result r = hooks == nullptr ? run_task_here(pool_, t) : run_hooked(*hooks, t);
   if (stamp != 0) {
     const std::uint64_t end = now_ns();
     queue_wait_.record(start > stamp ? start - stamp : 0);
@@ -345,6 +354,13 @@ void worker::execute(task* t) noexcept {
   }
   running_.store(--depth_, std::memory_order_relaxed);  // relaxed: metrics only.
   bump(r == task_result::ok ? completed_ : r == task_result::failed ? failed_ : cancelled_);
+}
+
+task_result worker::run_hooked(const scheduler_hooks& hooks, task* t) noexcept {
+  if (hooks.task_start != nullptr) hooks.task_start(hooks.ctx, index_, t);
+  const task_result r = hooks.run != nullptr ? hooks.run(hooks.ctx, index_, pool_, t) : run_task_here(pool_, t);
+  if (hooks.task_finish != nullptr) hooks.task_finish(hooks.ctx, index_, t, r);
+  return r;
 }
 
 void worker::execute_in_region(task* t) noexcept {

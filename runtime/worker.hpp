@@ -46,6 +46,7 @@
 namespace weft::detail {
 
 class pool_impl;
+struct scheduler_hooks;
 
 class worker {
  public:
@@ -179,6 +180,8 @@ class worker {
     return true;
   }
   void execute_in_region(task* t) noexcept;
+  // execute's path when the pool has hooks (scheduler.hpp): out of line, off the plain path.
+  [[gnu::noinline]] task_result run_hooked(const scheduler_hooks& hooks, task* t) noexcept;
 
   pool_impl& pool_;
   const unsigned index_;
@@ -201,6 +204,11 @@ class worker {
   std::int64_t batch_lo_ = 0;
   std::int64_t batch_hi_ = 0;
   std::uint64_t rng_;
+  // steal_sweep tries the worker it last stole from first (kNoVictim: none). In fork-join the
+  // deque that had work a moment ago usually still has more: the victim keeps splitting
+  // while the thief runs what it took.
+  static constexpr unsigned kNoVictim = ~0u;
+  unsigned last_victim_ = kNoVictim;
 
   // Written by the owner, read by stats() (relaxed).
   alignas(destructive_interference) std::atomic<std::uint64_t> completed_{0};
