@@ -204,13 +204,14 @@ TEST(Burst, ExactlyOnceUnderGrowShrinkStorms) {
                 });
               }
               // Every kWave rounds both submitters stop until the pool has gone idle and
-              // retired a thread (keep_alive 1 ms: it must, once the queues drain); the next
-              // burst re-attaches. In between, the gaps are left to chance.
+              // shrunk back to its minimum of one thread (keep_alive 1 ms: it must, once the
+              // queues drain); the next burst re-attaches. In between, the gaps are left to
+              // chance. (Not "retired one more thread": the gaps may already have shrunk it
+              // to one, and on a loaded host one thread may have served a whole wave.)
               if (round % kWave == kWave - 1) {
                 sync.arrive_and_wait();
                 if (s == 0) {
-                  const std::uint64_t before = p.stats().retired;
-                  if (!eventually([&] { return p.stats().retired > before; }, 20s)) quiet_failed = true;
+                  if (!eventually([&] { return p.stats().threads == 1u; }, 20s)) quiet_failed = true;
                 }
                 sync.arrive_and_wait();
               } else if (round % 2 == 1) {
@@ -231,8 +232,8 @@ TEST(Burst, ExactlyOnceUnderGrowShrinkStorms) {
         const weft::metrics m = p.stats();
         WEFT_CHILD_CHECK(m.completed == static_cast<std::uint64_t>(total + children));
         WEFT_CHILD_CHECK(m.failed == 0u && m.cancelled == 0u && m.rejected == 0u);
-        WEFT_CHILD_CHECK(!quiet_failed.load());  // every idle phase retired a thread
-        WEFT_CHILD_CHECK(m.retired >= static_cast<std::uint64_t>(rounds / kWave));
+        WEFT_CHILD_CHECK(!quiet_failed.load());  // every idle phase shrank the pool to its minimum
+        WEFT_CHILD_CHECK(m.retired > 0u);
         WEFT_CHILD_CHECK(m.grown > 0u);  // the storm did grow again after retiring
         WEFT_CHILD_CHECK(m.peak_threads <= 6u);
       },
