@@ -282,9 +282,9 @@ bool lanes_source::discard_oldest(scheduler s, lane_state& l) noexcept {
   task* t = l.queue.front();
   const bool taken = t != nullptr && l.queue.pop_front(t);
   if (taken) {
-    // relaxed loads: we hold busy_, the only writer. release: as in take() (LN1).
+    // relaxed loads: we hold busy_, the only writer. seq_cst: as in take() (LN1, LN6).
     l.discarded.store(l.discarded.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    l.dispatched.store(l.dispatched.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    l.dispatched.store(l.dispatched.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
   }
   unlock();
   if (!taken) return false;
@@ -295,9 +295,8 @@ bool lanes_source::discard_oldest(scheduler s, lane_state& l) noexcept {
 }
 
 void lanes_source::room_made(lane_state& l) noexcept {
-  // LN6: the seq_cst fence orders our release store of `dispatched` before notify_address's
-  // seq_cst load of the waiter count (pairs with the waiter's enlisting).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // LN6: after the seq_cst store of `dispatched`; notify_address's seq_cst load of the
+  // waiter count pairs with the waiter's seq_cst enlisting.
   notify_address(&l);
 }
 
@@ -396,8 +395,10 @@ task* lanes_source::take(lane_state*& from) noexcept {
   lane_state& l = *lanes_[c];
   from = &l;
   // release: pairs with the acquire loads in depth() and push (LN1): a reader that sees
-  // this count also sees the increment of enqueued for the task.
-  l.dispatched.store(l.dispatched.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  // this count also sees the increment of enqueued for the task. seq_cst on a bounded lane:
+  // LN6's notifier change, ordered before room_made's seq_cst load of the waiter count.
+  l.dispatched.store(l.dispatched.load(std::memory_order_relaxed) + 1,
+                     l.capacity != 0 ? std::memory_order_seq_cst : std::memory_order_release);
   if (t->stamp != 0) {  // LN4
     if (now == 0) now = clock_ns();
     const std::uint64_t enq = t->stamp & ~std::uint64_t{1};

@@ -40,12 +40,11 @@
 //       (lanes_source::submit), never by a poller: scheduler::offer_to leaves a refused task
 //       in its hands. block and post_until wait on the lane's address (wait.hpp) for
 //       depth < capacity or the pool closed: every event that can make that true notifies
-//       the address after making it true: a poller's take (its release store of
-//       `dispatched`, then a seq_cst fence, then notify_address, whose seq_cst load of the
-//       waiter count pairs with the waiter's seq_cst enlisting: the store-buffering pattern
-//       with a fence on each side, so either the waiter's re-check sees the new count or the
-//       notifier sees the waiter), a discard (the same), and close_gate (TS5: the closed
-//       bit is a seq_cst RMW). discard_oldest unlinks the lane's head under busy_ (the
+//       the address after making it true: a poller's take (on a bounded lane its store of
+//       `dispatched` is seq_cst, then notify_address's seq_cst load of the waiter count;
+//       the waiter enlists with seq_cst, then re-reads `dispatched`: the store-buffering
+//       pattern, so either the re-check sees the new count or the notifier sees the
+//       waiter), a discard (the same), and close_gate (TS5: the closed bit is a seq_cst RMW). discard_oldest unlinks the lane's head under busy_ (the
 //       consumer's lock: the discarder is a consumer for that one unlink), counts it in
 //       `dispatched` (LN1: it left the lane) and `discarded`, and cancels it outside the
 //       lock. A worker of this pool never waits for its own lane under block: it runs the
