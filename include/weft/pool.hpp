@@ -46,6 +46,9 @@
 // | try_post, try_submit         | submit_status::full, whatever the policy                                         |
 // | post_until, submit_until     | waits for room until the deadline or the stop token, then submit_status::full    |
 // A refused callable is destroyed without running and counted in metrics::rejected.
+// With lanes (weft/lanes.hpp), submissions from outside go to the lanes, whose own bounds
+// apply the same policies ("A full lane" there); `capacity` then bounds only the injection
+// queue, where only internal hand-offs go (a keyed drain re-posting itself, say).
 //
 // Callables. Their destructors (and those of everything they capture) must not throw: a
 // task is destroyed on a worker after it ran or was cancelled, where the exception could
