@@ -16,7 +16,7 @@
 // |                 | (2^20: 8 MiB per worker, allocated up front)  | (it grows on demand beyond it)             |
 // | latency_sample_every | any                                      | 0: no latency sampling                     |
 // | capacity        | any                                           | 0: unbounded                               |
-// | when_full       | any full_policy                               |                                            |
+// | when_full       | any full_policy                               | also the default of every bounded lane     |
 // | drain_timeout   | any; saturating                               | <= 0: the destructor drains nothing        |
 // | lanes           | see weft/lanes.hpp (lane_config)              | empty: no lanes                            |
 // | max_workers     | 0 .. 4096                                     | 0: `workers` (the slot count)              |
