@@ -85,6 +85,7 @@ struct keyed_entry {
   job_list local;
   // Jobs accepted and not yet started, kept only when keyed_options::capacity is set.
   // Incremented by producers under the shard's mutex, decremented by the drain (or a stop).
+  // Under full_policy::discard_oldest: exactly the counted jobs in `shared` (keyed.cpp, K7).
   std::atomic<std::size_t> waiting{0};
   std::size_t shard = 0;      // set once, at creation, under the shard's mutex
   const void* key = nullptr;  // the map node's key (for erasing the entry), set once likewise
