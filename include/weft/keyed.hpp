@@ -17,8 +17,8 @@
 //
 // | call                      | open                      | stopped (stop(), pool closed)     | key at capacity |
 // |---------------------------|---------------------------|-----------------------------------|-----------------|
-// | post(key, f[, options])   | queued                    | throws pool_closed                | throws queue_full |
-// | submit(key, f[, options]) | queued; future            | throws pool_closed                | throws queue_full |
+// | post(key, f[, options])   | queued                    | throws pool_closed                | when_full (below) |
+// | submit(key, f[, options]) | queued; future            | throws pool_closed                | when_full (below) |
 // | try_post(key, f)          | keyed_status::ok          | keyed_status::closed              | keyed_status::full |
 // | flush(key)                | waits for the key's jobs queued before the call (helps on a worker)            |
 // | wait_idle(key) / ()       | waits until the key (every key) has nothing queued or running                  |

@@ -309,7 +309,7 @@ void keyed_core::drain(keyed_entry& e) noexcept {
     if (e.local.empty()) {
       counts.flush(*this);  // before the entry may go: entry_gone is the last touch of *this
       // K7: under discard_oldest a turn ends before it takes its next job, never holding one.
-      if (discarding_ && (ran == options_.batch || (timed && ran != 0 && std::chrono::steady_clock::now() >= until))) {
+      if (discarding_ && limit_reached(ran, until)) {
         if (yield_turn(e)) return;
         ran = 0;
         if (timed) until = std::chrono::steady_clock::now() + options_.batch_time;
@@ -317,7 +317,7 @@ void keyed_core::drain(keyed_entry& e) noexcept {
       if (!go_idle_or_refill(e)) return;  // idle: the entry is gone
       if (discarding_) room_made();       // K7: the refill counted a job out of `waiting`
     }
-    if (!discarding_ && (ran == options_.batch || (timed && ran != 0 && std::chrono::steady_clock::now() >= until))) {
+    if (!discarding_ && limit_reached(ran, until)) {
       counts.flush(*this);
       if (yield_turn(e)) return;
       ran = 0;  // nothing waits (or no memory for the re-post): another turn here
@@ -359,6 +359,12 @@ void keyed_core::turn_counts::flush(keyed_core& c) noexcept {
   if (failed != 0) c.failed_.fetch_add(failed, std::memory_order_relaxed);
   if (cancelled != 0) c.cancelled_.fetch_add(cancelled, std::memory_order_relaxed);
   ran = failed = cancelled = 0;
+}
+
+bool keyed_core::limit_reached(std::size_t ran, std::chrono::steady_clock::time_point until) const noexcept {
+  // K4: `batch` jobs, or (with batch_time) at least one job and the time budget spent.
+  return ran == options_.batch || (until != std::chrono::steady_clock::time_point::max() && ran != 0 &&
+                                   std::chrono::steady_clock::now() >= until);
 }
 
 bool keyed_core::yield_turn(keyed_entry& e) noexcept {
