@@ -252,6 +252,7 @@ void pool_impl::close_gate() noexcept {
   // acquire: pairs with the release decrements in inject, so their enqueues are visible.
   while ((gate_.load(std::memory_order_acquire) >> 1) != 0) std::this_thread::yield();
   if (capacity_ != 0) notify_address(&queued_ext_);  // C3: submitters blocked for room see the closed bit
+  for (unsigned i = 0, n = sources_.count(); i < n; ++i) sources_.at(i).gate_closed();  // TS5: theirs too
 }
 
 void pool_impl::begin_drain() noexcept {
@@ -481,10 +482,12 @@ pool::pool(pool_options options) : impl_(std::make_unique<detail::pool_impl>(std
 }
 
 namespace {
-// Into a lane (runtime/layers/lanes.hpp); index -1: the default path. Throws like enqueue,
-// and lane_full for a bounded lane at capacity.
+// Into a lane (runtime/layers/lanes.hpp); index -1: the default path. A full lane applies
+// its full_policy (weft/lanes.hpp). Throws like enqueue, and lane_full for a bounded lane at
+// capacity whose policy is reject.
 void enqueue_in_lane(detail::pool_impl& impl, detail::task* t, int index) {
-  const submit_status st = impl.lanes()->submit(detail::scheduler(impl), t, index);
+  using on_full = detail::lanes_source::on_full;
+  const submit_status st = impl.lanes()->submit(detail::scheduler(impl), t, index, on_full::policy);
   if (st == submit_status::closed) detail::throw_pool_closed(impl);
   if (st == submit_status::full) impl.lanes()->throw_full(index);
 }
@@ -526,10 +529,25 @@ submit_status pool::try_enqueue(detail::task* t) {
 
 submit_status pool::enqueue_until(detail::task* t, std::chrono::steady_clock::time_point deadline,
                                   const std::stop_token& stop) {
+  if (impl_->lanes() != nullptr) [[unlikely]] {  // the default lane, waiting for room in it
+    return impl_->lanes()->submit(detail::scheduler(*impl_), t, -1, detail::lanes_source::on_full::wait, deadline, stop);
+  }
   return detail::scheduler(*impl_).submit_until(t, deadline, stop);
 }
 
 void pool::enqueue_bulk(detail::task* const* tasks, std::size_t n) {
+  if (impl_->lanes() != nullptr) [[unlikely]] {
+    // The route of a plain post, one at a time (weft/lanes.hpp): the default lane under its
+    // policy from outside, the deque from a worker. enqueue consumed tasks[i] when it threw.
+    std::size_t i = 0;
+    try {
+      for (; i < n; ++i) enqueue(tasks[i]);
+    } catch (...) {
+      for (std::size_t k = i + 1; k < n; ++k) detail::scheduler(*impl_).reject(tasks[k]);
+      throw;
+    }
+    return;
+  }
   detail::scheduler(*impl_).submit_bulk(tasks, n);
 }
 

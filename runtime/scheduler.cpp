@@ -72,7 +72,7 @@ submit_status scheduler::attempt(task* t) {
     }
     return pool_->inject_external(t);
   } catch (...) {  // bad_alloc from the deque or the queue: the task never ran
-    reject(*pool_, t);
+    detail::reject(*pool_, t);
     throw;
   }
 }
@@ -80,7 +80,7 @@ submit_status scheduler::attempt(task* t) {
 submit_status scheduler::try_submit(task* t) {
   maybe_stamp(*pool_, t);
   const submit_status st = attempt(t);
-  if (st != submit_status::accepted) reject(*pool_, t);
+  if (st != submit_status::accepted) detail::reject(*pool_, t);
   return st;
 }
 
@@ -116,7 +116,7 @@ void scheduler::submit(task* t) {
           break;
       }
     }
-    reject(*pool_, t);
+    detail::reject(*pool_, t);
     if (st == submit_status::full) throw queue_full();
     throw_pool_closed(*pool_);
   }
@@ -128,7 +128,7 @@ submit_status scheduler::submit_until(task* t, std::chrono::steady_clock::time_p
   for (;;) {
     const submit_status st = attempt(t);
     if (st == submit_status::full && !stop.stop_requested() && pool_->wait_for_room(deadline, stop)) continue;
-    if (st != submit_status::accepted) reject(*pool_, t);
+    if (st != submit_status::accepted) detail::reject(*pool_, t);
     return st;
   }
 }
@@ -147,10 +147,10 @@ void scheduler::submit_bulk(task* const* tasks, std::size_t n) {
     if (pool_->inject_bulk(tasks, n)) return;
   } catch (...) {
     // submit consumed tasks[i] (it threw for it); inject_bulk queued none of them.
-    for (std::size_t k = one_by_one ? i + 1 : 0; k < n; ++k) reject(*pool_, tasks[k]);
+    for (std::size_t k = one_by_one ? i + 1 : 0; k < n; ++k) detail::reject(*pool_, tasks[k]);
     throw;
   }
-  for (std::size_t k = 0; k < n; ++k) reject(*pool_, tasks[k]);  // closed: none was queued
+  for (std::size_t k = 0; k < n; ++k) detail::reject(*pool_, tasks[k]);  // closed: none was queued
   if (n != 0) throw_pool_closed(*pool_);
 }
 
@@ -160,11 +160,11 @@ void scheduler::submit_global(task* t) {
   try {
     queued = pool_->inject(t);
   } catch (...) {
-    reject(*pool_, t);
+    detail::reject(*pool_, t);
     throw;
   }
   if (!queued) {
-    reject(*pool_, t);
+    detail::reject(*pool_, t);
     throw_pool_closed(*pool_);
   }
 }
@@ -172,17 +172,40 @@ void scheduler::submit_global(task* t) {
 unsigned scheduler::add_source(std::shared_ptr<task_source> s) { return pool_->sources().add(std::move(s)); }
 
 submit_status scheduler::submit_to(unsigned source, task* t) {
-  maybe_stamp(*pool_, t);
-  submit_status st = submit_status::closed;
-  try {
-    st = pool_->inject_to(source, t, on_worker_of(*pool_));
-  } catch (...) {
-    reject(*pool_, t);
-    throw;
-  }
-  if (st != submit_status::accepted) reject(*pool_, t);
+  announce(t);
+  const submit_status st = offer_to(source, t);
+  if (st != submit_status::accepted) reject(t);
   return st;
 }
+
+void scheduler::announce(task* t) noexcept { maybe_stamp(*pool_, t); }
+
+submit_status scheduler::offer_to(unsigned source, task* t) {
+  try {
+    return pool_->inject_to(source, t, on_worker_of(*pool_));
+  } catch (...) {
+    reject(t);
+    throw;
+  }
+}
+
+void scheduler::reject(task* t) noexcept { detail::reject(*pool_, t); }
+
+void scheduler::run_here(task* t) noexcept {
+  // As scheduler::submit's caller_runs: counted like a task a worker ran (or cancelled,
+  // when stopping), accepted first so that idle_now never sees it finished before accepted.
+  pool_->count_accepted();
+  pool_->count_external(run_task(*pool_, t));
+}
+
+void scheduler::discard(task* t) noexcept {
+  // As pool_impl::discard_oldest: the task was accepted when it was queued.
+  pool_->count_discarded();
+  pool_->count_external(task_result::cancelled);
+  cancel_task(t);  // its future gets task_cancelled, its on_done a cancellation
+}
+
+full_policy scheduler::when_full() const noexcept { return pool_->options().when_full; }
 
 void scheduler::notify_work() noexcept { pool_->sleep().notify_work(); }
 

@@ -13,6 +13,14 @@
 // | submit_to(id, t)        | puts t into a registered source, gated like the injection      |
 // |                         | queue, then wakes a worker                                     |
 // | notify_work()           | a layer made work visible some other way: wake one sleeper     |
+// | announce(t) +           | for a layer that applies a full_policy itself (lanes): the    |
+// |   offer_to(id, t)       | submission hooks once, then attempts that leave a refused t   |
+// |                         | in the caller's hands; it ends it with one of:                 |
+// |   reject(t)             |   destroyed unrun, counted as rejected                         |
+// |   run_here(t)           |   run on the calling thread (caller_runs), counted as external |
+// |   discard(t)            |   a queued task dropped for a newer one: cancelled, counted as |
+// |                         |   cancelled and discarded                                      |
+// | when_full()             | the pool's pool_options::when_full                             |
 // | help_until(...)         | the wait primitive: a worker helps, any other thread sleeps    |
 // | set_hooks(h)            | named hook points (below), free when unset                     |
 //
@@ -45,6 +53,7 @@
 #include "weft/detail/task.hpp"
 #include "weft/detail/wait.hpp"
 #include "weft/errors.hpp"
+#include "weft/full_policy.hpp"
 
 namespace weft::detail {
 
@@ -93,6 +102,18 @@ class scheduler {
   // escaping the source's push (t destroyed, rejected).
   submit_status submit_to(unsigned source, task* t);
   void notify_work() noexcept;
+
+  // ---- for a layer that applies a full_policy to its own bounded source (lanes) ----
+  // Stamps t and calls the `submitted` hook: once per submission, before the first offer_to.
+  void announce(task* t) noexcept;
+  // As submit_to without its announce, but a refused t (closed or full) is left untouched,
+  // for the caller to retry or end with reject/run_here/discard. Throws std::bad_alloc
+  // escaping the source's push (t destroyed, rejected).
+  submit_status offer_to(unsigned source, task* t);
+  void reject(task* t) noexcept;
+  void run_here(task* t) noexcept;
+  void discard(task* t) noexcept;
+  full_policy when_full() const noexcept;
   // True when some task is queued on this pool (injection queue, sources, any worker's
   // deque): a hint for a layer about to yield its worker (keyed's drain re-posts itself only
   // when something waits). A seq_cst fence and O(workers + sources) loads; may be stale.

@@ -34,6 +34,9 @@
 //   TS4 A source's poll() and empty() may be called by any worker and by a stopping
 //       thread, concurrently; push() by any thread. None of them may block or call back
 //       into the pool.
+//   TS5 A bounded source whose submitters may wait for room (lanes' full_policy::block)
+//       wakes them in gate_closed(), which close_gate calls after setting the closed bit
+//       (S1) and once no submitter is inside the gate: a waiter re-checks closed() then.
 #pragma once
 
 #include <array>
@@ -61,6 +64,9 @@ class task_source {
   virtual bool empty() const noexcept = 0;
   // Tasks waiting in the source, approximately (metrics::queued).
   virtual std::size_t size_approx() const noexcept { return empty() ? 0 : 1; }
+  // TS5: the pool's submission gate has closed (close, stop_now, a close deadline). Must
+  // not block or call back into the pool.
+  virtual void gate_closed() noexcept {}
 };
 
 class source_registry {

@@ -17,12 +17,32 @@
 //
 // | call                      | open                      | stopped (stop(), pool closed)     | key at capacity |
 // |---------------------------|---------------------------|-----------------------------------|-----------------|
-// | post(key, f[, options])   | queued                    | throws pool_closed                | throws queue_full |
-// | submit(key, f[, options]) | queued; future            | throws pool_closed                | throws queue_full |
+// | post(key, f[, options])   | queued                    | throws pool_closed                | when_full (below) |
+// | submit(key, f[, options]) | queued; future            | throws pool_closed                | when_full (below) |
 // | try_post(key, f)          | keyed_status::ok          | keyed_status::closed              | keyed_status::full |
 // | flush(key)                | waits for the key's jobs queued before the call (helps on a worker)            |
 // | wait_idle(key) / ()       | waits until the key (every key) has nothing queued or running                  |
+// | post_until(key, f, d[, stop]), post_for, submit_until, submit_for: as try_post, waiting for room in the key      |
+// |                           until the deadline or the stop token (then keyed_status::full)                         |
 // In every refused case the callable is destroyed without running and counted as rejected.
+//
+// A full key (keyed_options::capacity, when_full). post/submit on a key that already holds
+// `capacity` queued jobs (the running one not counted) apply keyed_options::when_full:
+// | when_full       | post/submit                                                                              |
+// |-----------------|------------------------------------------------------------------------------------------|
+// | reject          | throw queue_full (the default)                                                           |
+// | block           | wait until the key has room (one of its jobs starts or is cancelled); stop(), the pool's |
+// |                 | stop_now or its base token wake the caller with pool_closed. On a worker the wait runs   |
+// |                 | other tasks meanwhile. From a job of the same key: queue_full at once (it would wait for |
+// |                 | itself; post_until likewise returns full at once)                                        |
+// | discard_oldest  | the key's oldest queued job completes as cancelled (future: task_cancelled; on_done: a   |
+// |                 | cancelled outcome; counted in stats().cancelled and .discarded), and this one is queued  |
+// | caller_runs     | not allowed: the constructor throws std::invalid_argument naming                         |
+// |                 | weft::keyed_options::when_full (it would run the job ahead of its key's queue)           |
+// try_post always returns keyed_status::full instead. The pool's close() keeps draining the
+// keys, so a producer blocked then gets room (its job queued and run as part of the drain)
+// or, if its key went idle meanwhile, pool_closed. Like any bounded queues, two keys whose
+// jobs block on each other's full queue wait for ever: use post_until there.
 //
 // Callables are f() or f(std::stop_token), as everywhere in weft. The token fires when the
 // serializer stops (stop(), its destructor) or the pool's token fires (stop_now, a close
@@ -85,6 +105,14 @@
 
 namespace weft {
 
+// What keyed::submit_until returns: a status, and the future when it was accepted.
+template <class R>
+struct keyed_attempt {
+  keyed_status status;
+  future<R> result;  // valid() only when status == keyed_status::ok
+  explicit operator bool() const noexcept { return status == keyed_status::ok; }
+};
+
 template <class Key, class Hash = std::hash<Key>, class Eq = std::equal_to<Key>>
 class keyed {
  public:
@@ -113,7 +141,39 @@ class keyed {
 
   template <class F>
   keyed_status try_post(const Key& key, F&& f) {
-    return push(key, make_job(post_body<std::decay_t<F>>{&impl_, std::forward<F>(f)}), true);
+    return push(key, make_job(post_body<std::decay_t<F>>{&impl_, std::forward<F>(f)}), true, on_full::refuse);
+  }
+
+  // As try_post, waiting for room in the key until `deadline` or `stop` (a deadline already
+  // past is one attempt). ok, closed, or full.
+  template <class F>
+  keyed_status post_until(const Key& key, F&& f, std::chrono::steady_clock::time_point deadline,
+                          const std::stop_token& stop = {}) {
+    return push(key, make_job(post_body<std::decay_t<F>>{&impl_, std::forward<F>(f)}), true, on_full::wait, deadline,
+                stop);
+  }
+  template <class F, class Rep, class Period>
+  keyed_status post_for(const Key& key, F&& f, std::chrono::duration<Rep, Period> timeout,
+                        const std::stop_token& stop = {}) {
+    return post_until(key, std::forward<F>(f), detail::saturating_deadline(std::chrono::steady_clock::now(), timeout),
+                      stop);
+  }
+  // As submit, with a status instead of an exception, waiting for room as post_until.
+  template <class F>
+  auto submit_until(const Key& key, F&& f, std::chrono::steady_clock::time_point deadline,
+                    const std::stop_token& stop = {}) -> keyed_attempt<detail::task_result_t<F>> {
+    using R = detail::task_result_t<F>;
+    auto state = std::make_shared<detail::future_state<R>>();
+    const keyed_status st = push(key, make_job(future_body<R, std::decay_t<F>>{&impl_, state, std::forward<F>(f)}),
+                                 true, on_full::wait, deadline, stop);
+    if (st != keyed_status::ok) return {st, future<R>()};
+    return {st, promise_access<R>::make(std::move(state))};
+  }
+  template <class F, class Rep, class Period>
+  auto submit_for(const Key& key, F&& f, std::chrono::duration<Rep, Period> timeout, const std::stop_token& stop = {})
+      -> keyed_attempt<detail::task_result_t<F>> {
+    return submit_until(key, std::forward<F>(f),
+                        detail::saturating_deadline(std::chrono::steady_clock::now(), timeout), stop);
   }
 
   template <class F>
@@ -203,11 +263,14 @@ class keyed {
     }
     ~impl() override { shutdown(); }
 
-    keyed_status push(const Key& key, detail::task* t, bool bounded) {
+    // One attempt. full: t is left untouched (the caller applies the policy); closed: t
+    // was rejected. `may_discard`: a full key under discard_oldest drops its oldest job.
+    keyed_status offer(const Key& key, detail::task* t, bool bounded, bool may_discard) {
       const std::size_t s = shard_of(hash_(key));
       shard& sh = shards_[s];
       const bool counted = t->stamp != detail::keyed_marker_stamp;
       detail::keyed_entry* fresh = nullptr;
+      detail::task* victim = nullptr;
       keyed_status refused = keyed_status::ok;
       try {
         std::lock_guard lock(sh.mu);
@@ -221,10 +284,10 @@ class keyed {
             e.shard = s;
             fresh = &e;
           }
-          if (bounded && counted && !admit_locked(e)) {
+          if (bounded && counted && !admit_locked(e, may_discard, victim)) {
             refused = keyed_status::full;  // an entry with a full queue is never a new one
           } else {
-            (inserted ? e.local : e.shared).push(t);  // a new entry's first job: K1
+            queue_of(e, inserted).push(t);  // a new entry's first job: K1 (K7)
             accepted_locked(inserted, counted);
           }
         }
@@ -233,8 +296,19 @@ class keyed {
         throw;
       }
       // Refused callables are destroyed outside the lock: their destructors may submit.
+      if (victim != nullptr) discarded(victim);
+      if (refused == keyed_status::full) return refused;
       if (refused != keyed_status::ok) return reject(t, refused);
       return fresh != nullptr ? schedule(*fresh, t) : keyed_status::ok;
+    }
+
+    // K7: room for one more job in `key` (or the serializer stopped).
+    bool room_for(const Key& key) noexcept {
+      if (stopped_for_wait()) return true;
+      shard& sh = shards_[shard_of(hash_(key))];
+      std::lock_guard lock(sh.mu);
+      auto it = sh.map.find(key);
+      return it == sh.map.end() || room_locked(it->second);
     }
 
     bool idle(const Key& key) noexcept {
@@ -270,6 +344,16 @@ class keyed {
     std::unique_ptr<shard[]> shards_;
   };
 
+  struct room_probe {
+    impl* self;
+    const Key* key;
+    const std::stop_token* stop;
+    static bool ready(const void* ctx) noexcept {
+      auto* p = static_cast<const room_probe*>(ctx);
+      return p->stop->stop_requested() || p->self->room_for(*p->key);
+    }
+  };
+
   struct key_probe {
     impl* self;
     const Key* key;
@@ -295,7 +379,32 @@ class keyed {
         &impl_, std::forward<F>(f), std::forward<Done>(done), options.stop_token, deadline});
   }
 
-  keyed_status push(const Key& key, detail::task* t, bool bounded) { return impl_.push(key, t, bounded); }
+  // What push does with a full key (see the top, "A full key").
+  enum class on_full {
+    refuse,  // full (try_post)
+    policy,  // keyed_options::when_full (post/submit)
+    wait,    // wait for room until the deadline or the stop token (post_until), then full
+  };
+  // Consumes t: queued (ok), or destroyed and counted as rejected (full, closed). Throws
+  // std::bad_alloc, and queue_full for a job that would block on its own full key.
+  keyed_status push(const Key& key, detail::task* t, bool bounded, on_full mode = on_full::policy,
+                    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(),
+                    const std::stop_token& stop = {}) {
+    const bool blocks = mode == on_full::wait || (mode == on_full::policy && options().when_full == full_policy::block);
+    for (;;) {
+      const keyed_status st = impl_.offer(key, t, bounded, mode == on_full::policy);
+      if (st != keyed_status::full) return st;
+      if (!blocks || stop.stop_requested()) return impl_.reject(t, st);
+      if (const detail::keyed_entry* e = impl_.find(key); e != nullptr && impl_.in_job_of(e)) {
+        impl_.reject(t, st);  // K7: it would wait for itself
+        if (mode == on_full::wait) return st;
+        throw queue_full("weft: the key's queue is at capacity (keyed_options::capacity) and the caller is one of "
+                         "that key's own jobs: full_policy::block would wait for itself");
+      }
+      const room_probe probe{&impl_, &key, &stop};
+      if (!impl_.wait_for_room(&room_probe::ready, &probe, deadline, stop)) return impl_.reject(t, st);
+    }
+  }
 
   static void throw_if_refused(keyed_status s) {
     if (s == keyed_status::full) throw queue_full("weft: the key's queue is at capacity (keyed_options::capacity)");

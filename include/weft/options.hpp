@@ -16,7 +16,7 @@
 // |                 | (2^20: 8 MiB per worker, allocated up front)  | (it grows on demand beyond it)             |
 // | latency_sample_every | any                                      | 0: no latency sampling                     |
 // | capacity        | any                                           | 0: unbounded                               |
-// | when_full       | any full_policy                               |                                            |
+// | when_full       | any full_policy                               | also the default of every bounded lane     |
 // | drain_timeout   | any; saturating                               | <= 0: the destructor drains nothing        |
 // | lanes           | see weft/lanes.hpp (lane_config)              | empty: no lanes                            |
 // | max_workers     | 0 .. 4096                                     | 0: `workers` (the slot count)              |
@@ -52,6 +52,7 @@
 #include <string_view>
 #include <vector>
 
+#include "weft/full_policy.hpp"
 #include "weft/observer.hpp"
 #include "weft/lanes.hpp"
 
@@ -64,15 +65,7 @@ enum class pin_policy {
   explicit_list,  // worker i on pus[i % pus.size()]
 };
 
-// What a submission from outside does when the pool is at capacity (pool_options::capacity).
-enum class full_policy {
-  reject,          // post/submit throw weft::queue_full; the callable is destroyed unrun
-  block,           // wait for room; close()/stop_now() wake the caller with pool_closed. On a
-                   // worker of another pool the wait runs that pool's tasks meanwhile.
-  caller_runs,     // run the task on the calling thread, before post/submit returns
-  discard_oldest,  // the oldest queued external task completes as cancelled (its future gets
-                   // task_cancelled; counted in metrics::discarded), and this one is queued
-};
+// full_policy (reject, block, caller_runs, discard_oldest): weft/full_policy.hpp.
 
 // Name of a policy as used by WEFT_PIN and weft-topo ("none", "compact", ...).
 std::string_view to_string(pin_policy p) noexcept;

@@ -46,6 +46,9 @@
 // | try_post, try_submit         | submit_status::full, whatever the policy                                         |
 // | post_until, submit_until     | waits for room until the deadline or the stop token, then submit_status::full    |
 // A refused callable is destroyed without running and counted in metrics::rejected.
+// With lanes (weft/lanes.hpp), submissions from outside go to the lanes, whose own bounds
+// apply the same policies ("A full lane" there); `capacity` then bounds only the injection
+// queue, where only internal hand-offs go (a keyed drain re-posting itself, say).
 //
 // Callables. Their destructors (and those of everything they capture) must not throw: a
 // task is destroyed on a worker after it ran or was cancelled, where the exception could
@@ -145,7 +148,8 @@ class pool {
   }
 
   // As try_post, but waits for room while the pool is full, until `deadline` passes or
-  // `stop` fires (then: full). A deadline already past is one attempt.
+  // `stop` fires (then: full). A deadline already past is one attempt. With lanes: the
+  // default lane, waiting for room in it (weft/lanes.hpp).
   template <class F>
   submit_status post_until(F&& f, std::chrono::steady_clock::time_point deadline, std::stop_token stop = {}) {
     return enqueue_until(detail::make_task(plain_task<std::decay_t<F>>{this, std::forward<F>(f)}), deadline, stop);
@@ -160,8 +164,10 @@ class pool {
   // the pool on an unbounded pool: one operation on the injection queue (one gate
   // crossing, one wake-up), all or nothing. From a worker of this pool: each onto its
   // deque. On a bounded pool (pool_options::capacity): one at a time, under its
-  // full_policy. Throws like post: the callables accepted before the throw will run; the
-  // rest were destroyed without running and counted as rejected.
+  // full_policy. With lanes (weft/lanes.hpp): one at a time into the default lane, under
+  // its policy (from a worker: onto its deque). Throws like post: the callables accepted
+  // before the throw will run; the rest were destroyed without running and counted as
+  // rejected.
   template <class It>
   void post_bulk(It first, It last);
 

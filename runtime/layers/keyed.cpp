@@ -48,6 +48,25 @@
 //    the drain role: it dismantles the entry as a drain would (K2), cancelling what others
 //    appended meanwhile and rejecting its own job. If the pool cancels a queued drain
 //    (stop_now, its base token), drain_cancelled does the same, cancelling everything.
+// K7 (a full key, keyed_options::when_full). `waiting` counts a key's queued ordinary jobs
+//    (admitted under the mutex; decremented with seq_cst as each leaves the queue). block
+//    and post_until: the producer counts itself in blocked_ (seq_cst) and waits on
+//    &blocked_ (wait.hpp) for its key to have room (its entry gone, or waiting < capacity,
+//    re-read under the shard mutex), the serializer stopped, or its own stop token. Every
+//    event that makes that true is followed by room_made(), which notifies when blocked_
+//    is non-zero: a decrement of `waiting` (seq_cst: with the waiter's seq_cst increment of
+//    blocked_ and load of `waiting`, the store-buffering pattern, so one of the two sees the
+//    other), an entry's removal (under the mutex the waiter's re-check also takes), and
+//    stop() (its seq_cst store of stopped_). discard_oldest needs the oldest queued job in
+//    reach of a producer, so under it the drain never keeps a backlog of its own: a new
+//    entry's first job goes to `shared` too, a refill moves ONE job to `local` (counting it
+//    out of `waiting` there, under the mutex), and a turn yields before refilling, never
+//    with a job in `local`. So under the mutex `waiting` is exactly the counted jobs in
+//    `shared`: a full key always has a victim there, its oldest counted job, which the
+//    producer unlinks, and cancels (counted discarded) once it has unlocked. This costs the
+//    drain one lock per job instead of one per turn, only in that configuration. A job of a
+//    key that would block on its own full key would wait for itself: it is refused instead
+//    (queue_full; post_until: full at once).
 //
 // Why a mutex per shard, not a lock-free queue per key: the map must be consistent with the
 // queues anyway (create on first job, free when empty, K2/K3), and a lock-free per-key queue
@@ -117,12 +136,24 @@ keyed_options validated(const keyed_options& o) {
   if (o.errors != on_error::continue_key && o.errors != on_error::cancel_key_queue) {
     throw std::invalid_argument("weft::keyed_options::errors is not an on_error value");
   }
+  if (o.when_full == full_policy::caller_runs) {
+    throw std::invalid_argument("weft::keyed_options::when_full: caller_runs is not allowed for a key (running the "
+                                "job on the caller would run it ahead of the jobs queued for its key); use reject, "
+                                "block or discard_oldest");
+  }
+  if (o.when_full != full_policy::reject && o.when_full != full_policy::block &&
+      o.when_full != full_policy::discard_oldest) {
+    throw std::invalid_argument("weft::keyed_options::when_full is not a full_policy value");
+  }
   return o;
 }
 
 }  // namespace
 
-keyed_core::keyed_core(pool& p, const keyed_options& options) : pool_(p), options_(validated(options)) {}
+keyed_core::keyed_core(pool& p, const keyed_options& options)
+    : pool_(p),
+      options_(validated(options)),
+      discarding_(options_.capacity != 0 && options_.when_full == full_policy::discard_oldest) {}
 
 keyed_core::~keyed_core() = default;
 
@@ -156,14 +187,62 @@ bool keyed_core::stopped_locked() const noexcept {
   return stopped_.load(std::memory_order_relaxed);
 }
 
-bool keyed_core::admit_locked(keyed_entry& e) noexcept {
+bool keyed_core::admit_locked(keyed_entry& e, bool may_discard, task*& victim) noexcept {
   if (options_.capacity == 0) return true;
   // relaxed: producers' increments are serialized by the mutex, so the count never exceeds
   // capacity; the drain's concurrent decrements only make it smaller (a job that just
   // started may still be counted for a moment: the check errs towards "full").
-  if (e.waiting.load(std::memory_order_relaxed) >= options_.capacity) return false;
-  e.waiting.fetch_add(1, std::memory_order_relaxed);
+  if (e.waiting.load(std::memory_order_relaxed) < options_.capacity) {
+    e.waiting.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  if (!may_discard || !discarding_) return false;
+  // K7: `waiting` is exactly the counted jobs in `shared`, so there is one: the oldest.
+  task* prev = nullptr;
+  task* t = e.shared.head;
+  while (t != nullptr && t->stamp == keyed_marker_stamp) {
+    prev = t;
+    t = t->next;
+  }
+  if (t == nullptr) return false;  // cannot happen (K7); refuse rather than exceed the bound
+  if (prev == nullptr) {
+    e.shared.head = t->next;
+  } else {
+    prev->next = t->next;
+  }
+  if (e.shared.tail == t) e.shared.tail = prev;
+  victim = t;  // its place in `waiting` goes to the new job
   return true;
+}
+
+bool keyed_core::room_locked(const keyed_entry& e) const noexcept {
+  // seq_cst: K7, the waiter's load, paired with the seq_cst decrement in left_queue.
+  return options_.capacity == 0 || e.waiting.load(std::memory_order_seq_cst) < options_.capacity;
+}
+
+void keyed_core::discarded(task* victim) noexcept {
+  discarded_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter; before the delivery (as cancel_one)
+  cancel_one(victim, nullptr);                          // its place in `waiting` was reused
+}
+
+bool keyed_core::wait_for_room(wait_pred pred, const void* ctx, std::chrono::steady_clock::time_point deadline,
+                               const std::stop_token& stop) {
+  // seq_cst: K7, the waiter's half (room_made loads blocked_ after its decrement).
+  blocked_.fetch_add(1, std::memory_order_seq_cst);
+  struct leave {
+    std::atomic<std::uint32_t>& n;
+    ~leave() { n.fetch_sub(1, std::memory_order_relaxed); }  // relaxed: only makes notifiers skip a wake
+  } guard{blocked_};
+  if (!stop.stop_possible()) return detail::wait_until(&blocked_, pred, ctx, deadline);
+  // A stop request ends the wait too (the predicate reads the token).
+  std::stop_callback wake(stop, [this] { notify_address(&blocked_); });
+  return detail::wait_until(&blocked_, pred, ctx, deadline) && !stop.stop_requested();
+}
+
+void keyed_core::room_made() noexcept {
+  // seq_cst: K7, pairs with the waiter's increment of blocked_ (store-buffering with the
+  // seq_cst change that made room, which precedes this call).
+  if (options_.capacity != 0 && blocked_.load(std::memory_order_seq_cst) != 0) notify_address(&blocked_);
 }
 
 void keyed_core::accepted_locked(bool new_entry, bool counted) noexcept {
@@ -229,18 +308,26 @@ void keyed_core::drain(keyed_entry& e) noexcept {
   for (std::size_t ran = 0;;) {
     if (e.local.empty()) {
       counts.flush(*this);  // before the entry may go: entry_gone is the last touch of *this
+      // K7: under discard_oldest a turn ends before it takes its next job, never holding one.
+      if (discarding_ && limit_reached(ran, until)) {
+        if (yield_turn(e)) return;
+        ran = 0;
+        if (timed) until = std::chrono::steady_clock::now() + options_.batch_time;
+      }
       if (!go_idle_or_refill(e)) return;  // idle: the entry is gone
+      if (discarding_) room_made();       // K7: the refill counted a job out of `waiting`
     }
-    if (ran == options_.batch || (timed && ran != 0 && std::chrono::steady_clock::now() >= until)) {
-      // K4. Yield only to work that waits: with nothing else queued, a re-post would only
-      // hand the key to another (woken) worker or back to this one.
+    if (!discarding_ && limit_reached(ran, until)) {
       counts.flush(*this);
-      if (scheduler(impl_of(pool_)).has_queued_work() && repost(e)) return;
+      if (yield_turn(e)) return;
       ran = 0;  // nothing waits (or no memory for the re-post): another turn here
       if (timed) until = std::chrono::steady_clock::now() + options_.batch_time;
     }
     task* t = e.local.pop();
-    left_queue(e, t);
+    if (!discarding_) {
+      left_queue(e, t);
+      room_made();
+    }
     // relaxed: a late view only runs one more job before the stop is noticed; the job's
     // token (which stop() fires before sweeping) tells the job itself.
     if (stopped_.load(std::memory_order_relaxed)) {
@@ -274,12 +361,31 @@ void keyed_core::turn_counts::flush(keyed_core& c) noexcept {
   ran = failed = cancelled = 0;
 }
 
-// With the local backlog empty: takes the shared list, or (K2) removes the entry. False: idle.
+bool keyed_core::limit_reached(std::size_t ran, std::chrono::steady_clock::time_point until) const noexcept {
+  // K4: `batch` jobs, or (with batch_time) at least one job and the time budget spent.
+  return ran == options_.batch || (until != std::chrono::steady_clock::time_point::max() && ran != 0 &&
+                                   std::chrono::steady_clock::now() >= until);
+}
+
+bool keyed_core::yield_turn(keyed_entry& e) noexcept {
+  // K4. Yield only to work that waits: with nothing else queued, a re-post would only hand
+  // the key to another (woken) worker or back to this one.
+  return scheduler(impl_of(pool_)).has_queued_work() && repost(e);
+}
+
+// With the local backlog empty: takes the shared list (K7: its first job), or (K2) removes
+// the entry. False: idle.
 bool keyed_core::go_idle_or_refill(keyed_entry& e) noexcept {
   {
     std::lock_guard lock(shard_mutex(e.shard));
     if (!e.shared.empty()) {
-      e.local = e.shared.take();
+      if (discarding_) {
+        task* t = e.shared.pop();
+        left_queue(e, t);  // K7: `waiting` counts exactly the jobs in `shared`
+        e.local.push(t);
+      } else {
+        e.local = e.shared.take();
+      }
       return true;
     }
     erase_locked(e);  // e is freed: not touched again
@@ -329,12 +435,16 @@ void keyed_core::cancel_key_queue(keyed_entry& e) noexcept {
 
 void keyed_core::left_queue(keyed_entry& e, const task* t) noexcept {
   if (options_.capacity != 0 && t->stamp != keyed_marker_stamp) {
-    e.waiting.fetch_sub(1, std::memory_order_relaxed);  // relaxed: see admit_locked
+    // seq_cst: K7, the notifier's change (room_made follows, outside any mutex).
+    e.waiting.fetch_sub(1, std::memory_order_seq_cst);
   }
 }
 
 void keyed_core::cancel_one(task* t, keyed_entry* e) noexcept {
-  if (e != nullptr) left_queue(*e, t);
+  if (e != nullptr) {
+    left_queue(*e, t);
+    room_made();
+  }
   // relaxed: a counter. Counted before the delivery, so whoever sees the future ready and
   // then reads stats() sees it (the future's publish is a release).
   if (t->stamp != keyed_marker_stamp) cancelled_.fetch_add(1, std::memory_order_relaxed);
@@ -346,6 +456,9 @@ void keyed_core::cancel_all(job_list& l, keyed_entry* e) noexcept {
 }
 
 void keyed_core::entry_gone() noexcept {
+  // K7: the entry was removed under its mutex (a waiting producer's key has room now).
+  // Before the decrement below, which is the last touch of *this.
+  room_made();
   // seq_cst: the notifier half of the wait protocol (weft/detail/wait.hpp): pairs with the
   // waiter's seq_cst enlisting before it re-reads active_ (or the map). The last touch of
   // *this by a drain: a waiter may destroy the serializer as soon as it sees the decrement
@@ -369,6 +482,7 @@ void keyed_core::stop() noexcept {
     }
     cancel_all(swept, nullptr);  // capacity was released by take_shared_locked
   }
+  room_made();  // K7: producers waiting for room see stopped_ (and the swept keys' room)
 }
 
 void keyed_core::take_shared_locked(keyed_entry& e, job_list& out) noexcept {
@@ -416,6 +530,7 @@ keyed_stats keyed_core::stats() const noexcept {
   s.ran = ran_.load(std::memory_order_relaxed);
   s.failed = failed_.load(std::memory_order_relaxed);
   s.cancelled = cancelled_.load(std::memory_order_relaxed);
+  s.discarded = discarded_.load(std::memory_order_relaxed);
   s.rejected = rejected_.load(std::memory_order_relaxed);
   s.active_keys = active();
   return s;

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cpu_relax.hpp"
+#include "weft/detail/wait.hpp"
 
 namespace weft::detail {
 namespace {
@@ -51,6 +52,9 @@ void validate_lanes(const std::vector<lane_config>& lanes) {
       if (l.quantum == 0) invalid_lane(i, "quantum", "a critical lane needs a quantum >= 1");
     } else if (l.quantum != 0) {
       invalid_lane(i, "quantum", "applies only to the critical lane; must be 0 here, got " + std::to_string(l.quantum));
+    }
+    if (l.when_full && (*l.when_full < full_policy::reject || *l.when_full > full_policy::discard_oldest)) {
+      invalid_lane(i, "when_full", "is not a full_policy value");
     }
   }
 }
@@ -156,12 +160,12 @@ bool lane_queue::pop_front(task* t) noexcept {
 // ---- lanes_source ----
 
 std::shared_ptr<lanes_source> lanes_source::install(scheduler s, const std::vector<lane_config>& lanes) {
-  auto src = std::make_shared<lanes_source>(lanes);
+  auto src = std::make_shared<lanes_source>(lanes, s.when_full());
   src->id_ = s.add_source(src);  // TS1: before any submission can name a lane
   return src;
 }
 
-lanes_source::lanes_source(const std::vector<lane_config>& lanes)
+lanes_source::lanes_source(const std::vector<lane_config>& lanes, full_policy pool_policy)
     : picker_([&] {
         std::vector<unsigned> w;
         for (const auto& l : lanes) w.push_back(l.critical ? 0u : l.weight);
@@ -172,6 +176,7 @@ lanes_source::lanes_source(const std::vector<lane_config>& lanes)
     auto st = std::make_unique<lane_state>();
     st->name = lanes[i].name;
     st->capacity = lanes[i].capacity;
+    st->when_full = lanes[i].when_full.value_or(pool_policy);
     st->max_wait = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(lanes[i].max_wait).count());
     any_max_wait_ = any_max_wait_ || st->max_wait != 0;
     if (lanes[i].critical) {
@@ -203,16 +208,103 @@ void lanes_source::throw_full(int index) const {
   throw lane_full(lanes_[static_cast<std::size_t>(std::max(index, 0))]->name);
 }
 
-submit_status lanes_source::submit(scheduler s, task* t, int index) {
+submit_status lanes_source::submit(scheduler s, task* t, int index, on_full mode,
+                                   std::chrono::steady_clock::time_point deadline, const std::stop_token& stop) {
   if (index < 0) {
     if (s.current_worker() >= 0) return s.try_submit(t);  // fork-join: the worker's deque
     index = 0;
   }
-  tls_target_lane = static_cast<unsigned>(index);
-  const submit_status st = s.submit_to(id_, t);  // gate, push (below), notify_work (TS2, TS3)
-  tls_target_lane = 0;
-  if (st == submit_status::full) lanes_[static_cast<std::size_t>(index)]->refused.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
-  return st;
+  lane_state& l = *lanes_[static_cast<std::size_t>(index)];
+  s.announce(t);
+  for (;;) {
+    tls_target_lane = static_cast<unsigned>(index);
+    submit_status st = submit_status::closed;
+    try {
+      st = s.offer_to(id_, t);  // gate, push (below), notify_work (TS2, TS3); t ours unless accepted
+    } catch (...) {             // std::bad_alloc: t was destroyed and counted
+      tls_target_lane = 0;
+      throw;
+    }
+    tls_target_lane = 0;
+    if (st == submit_status::closed) {
+      s.reject(t);
+      return st;
+    }
+    if (st == submit_status::accepted) return st;
+    // Full (LN6).
+    if (mode == on_full::wait) {
+      if (!stop.stop_requested() && wait_for_room(s, l, deadline, stop)) continue;  // room, or closed
+    } else if (mode == on_full::policy) {
+      switch (l.when_full) {
+        case full_policy::block:
+          if (s.current_worker() < 0) {
+            (void)wait_for_room(s, l, std::chrono::steady_clock::time_point::max(), {});
+            continue;  // room, or closed: the next offer says which
+          }
+          [[fallthrough]];  // a worker of this pool never waits for its own pool: inline
+        case full_policy::caller_runs:
+          s.run_here(t);
+          return submit_status::accepted;
+        case full_policy::discard_oldest:
+          if (!discard_oldest(s, l)) std::this_thread::yield();  // emptied meanwhile, or a push mid-link
+          continue;
+        case full_policy::reject:
+          break;
+      }
+    }
+    l.refused.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+    s.reject(t);
+    return submit_status::full;
+  }
+}
+
+bool lanes_source::wait_for_room(scheduler s, lane_state& l, std::chrono::steady_clock::time_point deadline,
+                                 const std::stop_token& stop) {
+  struct room {
+    const lanes_source* self;
+    const lane_state* lane;
+    scheduler sched;
+    const std::stop_token* stop;
+    static bool ready(const void* ctx) noexcept {
+      const auto& r = *static_cast<const room*>(ctx);
+      // LN6: depth reads `dispatched` (acquire) after the waiter's seq_cst enlisting.
+      return r.self->depth(*r.lane) < r.lane->capacity || r.sched.closed() || r.stop->stop_requested();
+    }
+  } r{this, &l, s, &stop};
+  if (!stop.stop_possible()) return s.help_until(&l, &room::ready, &r, deadline);
+  // A stop request ends the wait too: the callback wakes the waiters of this lane.
+  std::stop_callback wake(stop, [&l] { notify_address(&l); });
+  return s.help_until(&l, &room::ready, &r, deadline) && !stop.stop_requested();
+}
+
+bool lanes_source::discard_oldest(scheduler s, lane_state& l) noexcept {
+  lock(true);  // LN6: a consumer for one unlink
+  task* t = l.queue.front();
+  const bool taken = t != nullptr && l.queue.pop_front(t);
+  if (taken) {
+    // relaxed loads: we hold busy_, the only writer. seq_cst: as in take() (LN1, LN6).
+    l.discarded.store(l.discarded.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    l.dispatched.store(l.dispatched.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+  }
+  unlock();
+  if (!taken) return false;
+  room_made(l);
+  t->isolation = 0;  // linked through task::next while queued (task_source.hpp)
+  s.discard(t);
+  return true;
+}
+
+void lanes_source::room_made(lane_state& l) noexcept {
+  // LN6: after the seq_cst store of `dispatched`; notify_address's seq_cst load of the
+  // waiter count pairs with the waiter's seq_cst enlisting.
+  notify_address(&l);
+}
+
+void lanes_source::gate_closed() noexcept {
+  // TS5: the closed bit is set (a seq_cst RMW, LN6's notifier half).
+  for (const auto& l : lanes_) {
+    if (l->capacity != 0) notify_address(l.get());
+  }
 }
 
 bool lanes_source::push(task* t) {
@@ -255,12 +347,14 @@ void lanes_source::unlock() noexcept { busy_.store(false, std::memory_order_rele
 task* lanes_source::poll(int worker) noexcept {
   if (empty()) return nullptr;  // the common idle case takes no lock
   if (!lock(worker < 0)) return nullptr;  // another poller is choosing: a lost race (TS4)
-  task* t = take();
+  lane_state* from = nullptr;
+  task* t = take(from);
   unlock();
+  if (from != nullptr && from->capacity != 0) room_made(*from);  // LN6
   return t;
 }
 
-task* lanes_source::take() noexcept {
+task* lanes_source::take(lane_state*& from) noexcept {
   std::array<task*, kMaxLanes> head;  // read only at the indices set in `backlogged`
   std::uint32_t backlogged = 0;
   for (std::size_t i = 0; i < lanes_.size(); ++i) {
@@ -299,9 +393,12 @@ task* lanes_source::take() noexcept {
     picker_.commit(c, weighted);
   }
   lane_state& l = *lanes_[c];
+  from = &l;
   // release: pairs with the acquire loads in depth() and push (LN1): a reader that sees
-  // this count also sees the increment of enqueued for the task.
-  l.dispatched.store(l.dispatched.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  // this count also sees the increment of enqueued for the task. seq_cst on a bounded lane:
+  // LN6's notifier change, ordered before room_made's seq_cst load of the waiter count.
+  l.dispatched.store(l.dispatched.load(std::memory_order_relaxed) + 1,
+                     l.capacity != 0 ? std::memory_order_seq_cst : std::memory_order_release);
   if (t->stamp != 0) {  // LN4
     if (now == 0) now = clock_ns();
     const std::uint64_t enq = t->stamp & ~std::uint64_t{1};
@@ -339,7 +436,11 @@ std::vector<lane_metrics> lanes_source::stats() const {
     lane_metrics m;
     m.name = l->name;
     m.depth = depth(*l);
-    m.dispatched = l->dispatched.load(std::memory_order_relaxed);  // relaxed: a counter (snapshot)
+    // relaxed: counters (a snapshot); `dispatched` also counts the discards (LN6), so it is
+    // taken out, saturating (the two loads may straddle a discard).
+    const std::uint64_t taken = l->dispatched.load(std::memory_order_relaxed);
+    m.discarded = l->discarded.load(std::memory_order_relaxed);
+    m.dispatched = taken > m.discarded ? taken - m.discarded : 0;
     m.refused = l->refused.load(std::memory_order_relaxed);        // relaxed: a counter
     latency_histogram::counts c{};
     std::uint64_t max = 0;

@@ -36,6 +36,19 @@
 //       max_wait, the layer's own clock read; bit 0 says which (1: the layer's; the core's
 //       sample is kept with bit 0 cleared, 1 ns off). Before a polled task is returned, a
 //       layer-only stamp is reset to 0, so the core's metrics see exactly their samples.
+//   LN6 A full lane (weft/lanes.hpp, "A full lane"). The policy is applied by the submitter
+//       (lanes_source::submit), never by a poller: scheduler::offer_to leaves a refused task
+//       in its hands. block and post_until wait on the lane's address (wait.hpp) for
+//       depth < capacity or the pool closed: every event that can make that true notifies
+//       the address after making it true: a poller's take (on a bounded lane its store of
+//       `dispatched` is seq_cst, then notify_address's seq_cst load of the waiter count;
+//       the waiter enlists with seq_cst, then re-reads `dispatched`: the store-buffering
+//       pattern, so either the re-check sees the new count or the notifier sees the
+//       waiter), a discard (the same), and close_gate (TS5: the closed bit is a seq_cst RMW). discard_oldest unlinks the lane's head under busy_ (the
+//       consumer's lock: the discarder is a consumer for that one unlink), counts it in
+//       `dispatched` (LN1: it left the lane) and `discarded`, and cancels it outside the
+//       lock. A worker of this pool never waits for its own lane under block: it runs the
+//       task inline (a pool whose every worker waits for room would never make any).
 //   LN5 Choice order under busy_: an overdue head (now >= enqueue + max_wait, most overdue
 //       first); else the critical lane unless it has had `quantum` dispatches in a row and
 //       another lane is backlogged; else lane_picker over the backlogged weighted lanes.
@@ -64,8 +77,10 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -126,12 +141,22 @@ class lanes_source final : public task_source {
  public:
   // Registers the layer's source with the pool (TS1). `lanes` is validated.
   static std::shared_ptr<lanes_source> install(scheduler s, const std::vector<lane_config>& lanes);
-  explicit lanes_source(const std::vector<lane_config>& lanes);
+  // `pool_policy`: the pool's when_full, for lanes that do not set their own.
+  explicit lanes_source(const std::vector<lane_config>& lanes, full_policy pool_policy = full_policy::reject);
 
+  // What submit does with a full lane (LN6).
+  enum class on_full {
+    refuse,  // full (try_post)
+    policy,  // the lane's full_policy (post/submit); full only for reject: throw_full then
+    wait,    // wait for room until `deadline` or `stop` (post_until), then full
+  };
   // Queues t in lane `index`; index -1 is the default path (weft/lanes.hpp: a worker of the
   // pool spawns onto its deque, any other thread uses lane 0). Consumes t like
-  // scheduler::try_submit: closed (gate), full (a bounded lane), or accepted.
-  submit_status submit(scheduler s, task* t, int index);
+  // scheduler::try_submit: closed (gate), full (a bounded lane), or accepted (queued, or run
+  // here under caller_runs). Throws std::bad_alloc only.
+  submit_status submit(scheduler s, task* t, int index, on_full mode = on_full::refuse,
+                       std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(),
+                       const std::stop_token& stop = {});
   // The lane a task_options::lane names: its index, or -1 when it names none. Throws
   // std::invalid_argument naming weft::task_options::lane for an unknown lane.
   int resolve(const lane& l) const;
@@ -142,21 +167,30 @@ class lanes_source final : public task_source {
   task* poll(int worker) noexcept override;
   bool empty() const noexcept override;
   std::size_t size_approx() const noexcept override;
+  void gate_closed() noexcept override;  // TS5: wakes the submitters waiting for room (LN6)
 
  private:
   struct alignas(128) lane_state {
     std::string name;
     std::uint64_t capacity = 0;   // 0: unbounded
     std::uint64_t max_wait = 0;   // ns; 0: none
+    full_policy when_full = full_policy::reject;  // resolved: the lane's, or the pool's
     lane_queue queue;
     alignas(128) std::atomic<std::uint64_t> enqueued{0};  // pushers (LN1)
     std::atomic<std::uint64_t> refused{0};                 // pushers; a counter
-    alignas(128) std::atomic<std::uint64_t> dispatched{0};  // written under busy_ only (LN1)
+    alignas(128) std::atomic<std::uint64_t> dispatched{0};  // written under busy_ only (LN1): taken out,
+                                                             // dispatched or discarded
+    std::atomic<std::uint64_t> discarded{0};                 // written under busy_ only (LN6); a counter
     latency_histogram wait;                                  // written under busy_ only
   };
   bool lock(bool wait) noexcept;
   void unlock() noexcept;
-  task* take() noexcept;  // under busy_: LN5, one task or null
+  task* take(lane_state*& from) noexcept;  // under busy_: LN5, one task or null (and its lane)
+  // LN6: the submitter's side of a full lane.
+  bool wait_for_room(scheduler s, lane_state& l, std::chrono::steady_clock::time_point deadline,
+                     const std::stop_token& stop);
+  bool discard_oldest(scheduler s, lane_state& l) noexcept;  // false: nothing to discard now
+  static void room_made(lane_state& l) noexcept;             // LN6: the notifier's side
   std::uint64_t depth(const lane_state& l) const noexcept;
 
   std::vector<std::unique_ptr<lane_state>> lanes_;

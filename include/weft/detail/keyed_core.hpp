@@ -85,6 +85,7 @@ struct keyed_entry {
   job_list local;
   // Jobs accepted and not yet started, kept only when keyed_options::capacity is set.
   // Incremented by producers under the shard's mutex, decremented by the drain (or a stop).
+  // Under full_policy::discard_oldest: exactly the counted jobs in `shared` (keyed.cpp, K7).
   std::atomic<std::size_t> waiting{0};
   std::size_t shard = 0;      // set once, at creation, under the shard's mutex
   const void* key = nullptr;  // the map node's key (for erasing the entry), set once likewise
@@ -103,8 +104,17 @@ class keyed_core {
 
   // ---- producer side, with the shard's mutex held ----
   bool stopped_locked() const noexcept;
-  // Capacity check and reservation for one ordinary job on `e`.
-  bool admit_locked(keyed_entry& e) noexcept;
+  // Capacity check and reservation for one ordinary job on `e`. With `may_discard` and
+  // full_policy::discard_oldest, a full key unlinks its oldest counted job into `victim`
+  // (for discarded(), outside the lock) and admits this one.
+  bool admit_locked(keyed_entry& e, bool may_discard, task*& victim) noexcept;
+  // The list a job goes to: a new entry's first job to the drain's local list (K1), except
+  // under discard_oldest, where every queued job stays in `shared` (K7).
+  job_list& queue_of(keyed_entry& e, bool new_entry) noexcept {
+    return new_entry && !discarding_ ? e.local : e.shared;
+  }
+  // True when the key has room for one more job (a producer's wait, K7).
+  bool room_locked(const keyed_entry& e) const noexcept;
   // The job was queued (counted: not a flush marker); new_entry: it created the entry.
   void accepted_locked(bool new_entry, bool counted) noexcept;
   // ---- producer side, without the lock ----
@@ -114,6 +124,14 @@ class keyed_core {
   keyed_status schedule(keyed_entry& e, task* ours);
   // Refuses a job that was never queued (full, closed, out of memory).
   keyed_status reject(task* t, keyed_status why) noexcept;
+  // Completes a job that admit_locked unlinked as its victim: cancelled, counted discarded.
+  void discarded(task* victim) noexcept;
+  // K7: waits until pred(ctx) holds (room for a key, or the serializer stopped, or `stop`),
+  // woken whenever a key's queue shrinks while someone waits. False: deadline or `stop`.
+  bool wait_for_room(wait_pred pred, const void* ctx, std::chrono::steady_clock::time_point deadline,
+                     const std::stop_token& stop);
+  // stopped() for a waiter's predicate (seq_cst: K7's store-buffering pair with stop()).
+  bool stopped_for_wait() const noexcept { return stopped_.load(std::memory_order_seq_cst); }
 
   // ---- stop and wait ----
   void stop() noexcept;
@@ -158,6 +176,9 @@ class keyed_core {
   };
 
   void end_turn(keyed_entry& e) noexcept;
+  bool limit_reached(std::size_t ran, std::chrono::steady_clock::time_point until) const noexcept;
+  bool yield_turn(keyed_entry& e) noexcept;
+  void room_made() noexcept;  // K7: the notifier's side
   bool repost(keyed_entry& e) noexcept;
   bool go_idle_or_refill(keyed_entry& e) noexcept;
   void cancel_all(job_list& l, keyed_entry* e) noexcept;
@@ -168,6 +189,7 @@ class keyed_core {
 
   pool& pool_;
   const keyed_options options_;
+  const bool discarding_;  // capacity set and when_full == discard_oldest (K7)
   std::stop_source source_;
   std::atomic<bool> stopped_{false};
 
@@ -178,6 +200,9 @@ class keyed_core {
   alignas(destructive_interference) std::atomic<std::uint64_t> ran_{0};
   std::atomic<std::uint64_t> failed_{0};
   std::atomic<std::uint64_t> cancelled_{0};
+  std::atomic<std::uint64_t> discarded_{0};  // written by producers (relaxed counter)
+  // Producers waiting for room (K7); also the address they wait on.
+  alignas(destructive_interference) std::atomic<std::uint32_t> blocked_{0};
   // Entries in the map; also the address the waits park on.
   alignas(destructive_interference) std::atomic<std::size_t> active_{0};
 
