@@ -91,7 +91,7 @@ void scheduler::submit(task* t) {
     try {
       w->spawn(t);  // internal work: never counted against the capacity (pool_impl.hpp, C2)
     } catch (...) {  // bad_alloc from the deque: the task never ran
-      reject(*pool_, t);
+      detail::reject(*pool_, t);
       throw;
     }
     return;
