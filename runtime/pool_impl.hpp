@@ -109,6 +109,7 @@ namespace weft::detail {
 
 class timer_service;
 class lanes_source;  // runtime/layers/lanes.hpp
+class metrics_sink;  // runtime/layers/metrics_sink.hpp
 
 class pool_impl {
  public:
@@ -147,6 +148,9 @@ class pool_impl {
   // Set once by weft::pool's constructor, before the pool is shared with any other thread.
   lanes_source* lanes() const noexcept { return lanes_.get(); }
   void set_lanes(std::shared_ptr<lanes_source> l) noexcept { lanes_ = std::move(l); }
+  // The periodic metrics sink (pool_options::metrics_sink, runtime/layers/metrics_sink.hpp).
+  // Set once by weft::pool's constructor, before the pool is shared with any other thread.
+  void set_metrics_sink(std::unique_ptr<metrics_sink> s) noexcept;
   // The hooks in force (scheduler.hpp), or null.
   const scheduler_hooks* hooks() const noexcept {
     // acquire: pairs with the release store in set_hooks, so the struct's fields are visible.
@@ -271,6 +275,8 @@ class pool_impl {
   void join_when_stopped();    // L3
   static void on_saturated(void* self) noexcept;  // sleep.hpp's saturation hook -> grow
   void grow_once() noexcept;
+  // After a lifecycle call joined the workers: the sink's final call (metrics_sink.hpp, M2).
+  void finish_metrics_sink() noexcept;
 
   topology topo_;  // first: options_ is resolved against it
   pool_options options_;
@@ -317,6 +323,9 @@ class pool_impl {
   std::atomic<std::uint32_t> grow_requests_{0};  // grow: requests not yet seen by the running grower
   std::atomic<std::uint64_t> grown_{0}, retired_{0};
   unsigned fork_generation_ = 0;
+  // Last: destroyed first, while everything its thread reads is still alive. Its thread was
+  // joined by the close() in ~pool_impl (or is a forked child's abandoned handle).
+  std::unique_ptr<metrics_sink> metrics_sink_;
 };
 
 // The hooks that pool_options' observation fields ask for (runtime/layers/observe.cpp),
