@@ -108,6 +108,22 @@
 namespace weft::detail {
 
 class timer_service;
+
+// The injection queue. Its blocks hold 1024 task pointers (moodycamel's default is 32), for
+// memory after a burst: the queue keeps its blocks for reuse, and with 32 per block a small
+// block was allocated every 32 tasks, between their task blocks in the heap, so that once
+// the tasks were freed most gaps (32 x 144 bytes) held no whole page for malloc_trim to give
+// back (task_alloc.cpp): 20M queued tasks kept ~2.6 GiB resident after the drain. One 8 KiB
+// block per 1024 tasks leaves gaps of ~144 KiB, which trim returns nearly whole
+// (BENCHMARKS.md, "Memory after a burst"). Dequeue costs do not depend on the block size
+// (an implicit producer's block counts dequeues with a counter either way); a pool starts
+// with 2 blocks (16 KiB) instead of moodycamel's 32.
+struct injector_traits : moodycamel::ConcurrentQueueDefaultTraits {
+  static constexpr std::size_t BLOCK_SIZE = 1024;
+};
+using injection_queue = moodycamel::ConcurrentQueue<task*, injector_traits>;
+inline constexpr std::size_t kInjectorInitialCapacity = 2 * injector_traits::BLOCK_SIZE;
+
 class lanes_source;  // runtime/layers/lanes.hpp
 class metrics_sink;  // runtime/layers/metrics_sink.hpp
 
@@ -234,7 +250,7 @@ class pool_impl {
   worker& worker_at(unsigned i) noexcept { return *workers_[i]; }
   unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()); }
   sleep_protocol<std_platform>& sleep() noexcept { return sleep_; }
-  moodycamel::ConcurrentQueue<task*>& injector() noexcept { return injector_; }
+  injection_queue& injector() noexcept { return injector_; }
   const std::string& placement() const noexcept { return placement_; }
 
  private:
@@ -281,7 +297,7 @@ class pool_impl {
   topology topo_;  // first: options_ is resolved against it
   pool_options options_;
   std::string placement_;
-  moodycamel::ConcurrentQueue<task*> injector_;
+  injection_queue injector_{kInjectorInitialCapacity};
   source_registry sources_;
   std::shared_ptr<lanes_source> lanes_;  // see lanes()
   std::atomic<const scheduler_hooks*> hooks_{nullptr};
