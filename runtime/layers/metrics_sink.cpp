@@ -25,6 +25,10 @@ struct abandoned_thread {
 };
 constinit std::atomic<abandoned_thread*> abandoned_threads{nullptr};
 
+// The sink whose thread this is (M3): set by run() on its own thread, so no other thread
+// ever reads it (thread_ itself is assigned by the constructor after the thread started).
+constinit thread_local const metrics_sink* tls_sink = nullptr;
+
 void abandon(std::thread t) noexcept {
   auto* node = new (std::nothrow) abandoned_thread{std::move(t), nullptr};
   if (node == nullptr) {
@@ -53,7 +57,7 @@ metrics_sink::~metrics_sink() {
     return;
   }
   finish();
-  if (thread_.get_id() == std::this_thread::get_id()) {
+  if (tls_sink == this) {
     pool_.log("weft: a pool is being destroyed by its own metrics_sink; this cannot complete (the sink's thread "
               "would join itself). Terminating.");
     std::terminate();
@@ -68,7 +72,7 @@ void metrics_sink::finish() noexcept {
   // sees every worker's final counters.
   stop_.store(1, std::memory_order_release);
   futex_wake(stop_, 1);
-  if (thread_.get_id() == std::this_thread::get_id()) return;  // M3
+  if (tls_sink == this) return;  // M3
   // acquire: pairs with the release store of done_ in run(): the final call has returned.
   while (done_.load(std::memory_order_acquire) == 0) futex_wait(done_, 0);
 }
@@ -94,6 +98,7 @@ void metrics_sink::deliver() noexcept {
 
 void metrics_sink::run() noexcept {
   using steady = std::chrono::steady_clock;
+  tls_sink = this;
   pthread_setname_np(pthread_self(), (pool_.options().name.substr(0, 10) + ":sink").c_str());
   // saturating: a huge interval puts the next tick at time_point::max(), an untimed wait.
   steady::time_point next = saturating_deadline(steady::now(), interval_);
