@@ -39,6 +39,7 @@ void register_external();
 void register_latency();
 void register_idle();
 void register_keyed();  // keyed.cpp: keyed serializers, and the head-of-line case
+void register_memory();  // memory.cpp: RSS during and after a burst of 20M queued tasks
 
 // Quick mode (WEFT_PERF_QUICK=1, set by `tools/weft-bench --quick`): families shrink their
 // slowest inputs (each says how in its header comment and in its "tasks" counter), so

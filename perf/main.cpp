@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
   weft_perf::register_latency();
   weft_perf::register_idle();
   weft_perf::register_keyed();
+  weft_perf::register_memory();
   add_context();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -79,6 +79,11 @@ pool_options resolve_options(pool_options o, const topology& topo) {
     invalid("keep_alive",
             std::string("must be > 0 and at most 24 h, got ").append(std::to_string(o.keep_alive.count())).append(" ns"));
   }
+  if (o.metrics_sink && o.metrics_interval <= std::chrono::steady_clock::duration::zero()) {
+    invalid("metrics_interval", std::string("must be > 0 when metrics_sink is set, got ")
+                                    .append(std::to_string(o.metrics_interval.count()))
+                                    .append(" ns"));
+  }
   if (o.max_workers == 0) o.max_workers = o.workers;
   if (o.max_workers == 0) o.max_workers = static_cast<int>(usable_cores(topo));
   if (o.min_workers > o.max_workers) {

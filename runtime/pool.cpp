@@ -8,6 +8,7 @@
 
 #include "fork.hpp"
 #include "layers/lanes.hpp"
+#include "layers/metrics_sink.hpp"
 #include "futex.hpp"
 #include "pool_impl.hpp"
 #include "timer.hpp"
@@ -434,7 +435,7 @@ metrics pool_impl::snapshot() const noexcept {
   m.rejected = rejected_.load(std::memory_order_relaxed);
   m.discarded = discarded_.load(std::memory_order_relaxed);
   latency_histogram::counts wait{}, run{};
-  std::uint64_t wait_max = 0, run_max = 0;
+  std::uint64_t wait_max = 0, run_max = 0, wait_sum = 0, run_sum = 0;
   for (const auto& w : workers_) {
     const auto c = w->read_counters();
     m.queued += static_cast<std::uint64_t>(w->queued());
@@ -444,15 +445,15 @@ metrics pool_impl::snapshot() const noexcept {
     m.cancelled += c.cancelled;
     m.steals += c.steals;
     m.parks += c.parks;
-    w->add_latencies(wait, wait_max, run, run_max);
+    w->add_latencies(wait, wait_max, wait_sum, run, run_max, run_sum);
   }
   // relaxed: metrics (written under slots_mu_ by growth and retirement).
   m.threads = threads_.load(std::memory_order_relaxed);
   m.peak_threads = peak_threads_.load(std::memory_order_relaxed);
   m.grown = grown_.load(std::memory_order_relaxed);
   m.retired = retired_.load(std::memory_order_relaxed);
-  m.queue_wait = latency_histogram::summarize(wait, wait_max);
-  m.run_time = latency_histogram::summarize(run, run_max);
+  m.queue_wait = latency_histogram::summarize(wait, wait_max, wait_sum);
+  m.run_time = latency_histogram::summarize(run, run_max, run_sum);
   // Cancellations delivered while their entries still wait in a queue (submission.hpp,
   // cancel_ledger): cancelled now, no longer queued. acquire fence: pairs with the release
   // fence in submission_base::note_popped, so a popper's count read above implies its
@@ -478,6 +479,9 @@ detail::pool_impl& impl_of(pool& p) noexcept;
 pool::pool(pool_options options) : impl_(std::make_unique<detail::pool_impl>(std::move(options))) {
   if (!impl_->options().lanes.empty()) {  // weft/lanes.hpp: a layer registered as one task source
     impl_->set_lanes(detail::lanes_source::install(detail::scheduler(*impl_), impl_->options().lanes));
+  }
+  if (impl_->options().metrics_sink) {  // pool_options::metrics_sink: a thread of its own
+    impl_->set_metrics_sink(std::make_unique<detail::metrics_sink>(*impl_));
   }
 }
 

@@ -108,18 +108,28 @@
 namespace weft::detail {
 
 class timer_service;
-class lanes_source;  // runtime/layers/lanes.hpp
 
-// The injection queue's shape. A producer whose block of slots is full takes a fresh block
-// from the queue's free list: a compare-and-swap on a list head and a read of a block a
-// worker emptied last, both misses on another core's lines. With moodycamel's default of
-// 32 slots that happened every 32 posts and took a fifth of the post path's samples;
-// blocks of 256 slots (2 KiB) pay it eight times less often. 32 blocks (64 KiB) are
-// preallocated per pool, as with the default.
+// The injection queue. Its blocks hold 1024 task pointers (moodycamel's default is 32), for
+// memory after a burst: the queue keeps its blocks for reuse, and with 32 per block a small
+// block was allocated every 32 tasks, between their task blocks in the heap, so that once
+// the tasks were freed most gaps (32 x 144 bytes) held no whole page for malloc_trim to give
+// back (task_alloc.cpp): 20M queued tasks kept ~2.6 GiB resident after the drain. One 8 KiB
+// block per 1024 tasks leaves gaps of ~144 KiB, which trim returns nearly whole
+// (BENCHMARKS.md, "Memory after a burst"). The post path gains too: a producer whose block
+// is full takes a fresh one from the queue's free list (a compare-and-swap on the list
+// head and a read of a block a worker emptied last, both misses on another core's lines),
+// which with 32 slots happened every 32 posts and took a fifth of a one-producer post
+// profile. Dequeue costs do not depend on the block size
+// (an implicit producer's block counts dequeues with a counter either way); a pool starts
+// with 2 blocks (16 KiB) instead of moodycamel's 32.
 struct injector_traits : moodycamel::ConcurrentQueueDefaultTraits {
-  static constexpr std::size_t BLOCK_SIZE = 256;
-  static constexpr std::size_t EXPLICIT_BLOCK_EMPTY_COUNTER_THRESHOLD = 256;
+  static constexpr std::size_t BLOCK_SIZE = 1024;
 };
+using injection_queue = moodycamel::ConcurrentQueue<task*, injector_traits>;
+inline constexpr std::size_t kInjectorInitialCapacity = 2 * injector_traits::BLOCK_SIZE;
+
+class lanes_source;  // runtime/layers/lanes.hpp
+class metrics_sink;  // runtime/layers/metrics_sink.hpp
 
 class pool_impl {
  public:
@@ -158,6 +168,9 @@ class pool_impl {
   // Set once by weft::pool's constructor, before the pool is shared with any other thread.
   lanes_source* lanes() const noexcept { return lanes_.get(); }
   void set_lanes(std::shared_ptr<lanes_source> l) noexcept { lanes_ = std::move(l); }
+  // The periodic metrics sink (pool_options::metrics_sink, runtime/layers/metrics_sink.hpp).
+  // Set once by weft::pool's constructor, before the pool is shared with any other thread.
+  void set_metrics_sink(std::unique_ptr<metrics_sink> s) noexcept;
   // The hooks in force (scheduler.hpp), or null.
   const scheduler_hooks* hooks() const noexcept {
     // acquire: pairs with the release store in set_hooks, so the struct's fields are visible.
@@ -241,7 +254,6 @@ class pool_impl {
   worker& worker_at(unsigned i) noexcept { return *workers_[i]; }
   unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()); }
   sleep_protocol<std_platform>& sleep() noexcept { return sleep_; }
-  using injection_queue = moodycamel::ConcurrentQueue<task*, injector_traits>;
   injection_queue& injector() noexcept { return injector_; }
   const std::string& placement() const noexcept { return placement_; }
 
@@ -283,11 +295,13 @@ class pool_impl {
   void join_when_stopped();    // L3
   static void on_saturated(void* self) noexcept;  // sleep.hpp's saturation hook -> grow
   void grow_once() noexcept;
+  // After a lifecycle call joined the workers: the sink's final call (metrics_sink.hpp, M2).
+  void finish_metrics_sink() noexcept;
 
   topology topo_;  // first: options_ is resolved against it
   pool_options options_;
   std::string placement_;
-  injection_queue injector_;
+  injection_queue injector_{kInjectorInitialCapacity};
   source_registry sources_;
   std::shared_ptr<lanes_source> lanes_;  // see lanes()
   std::atomic<const scheduler_hooks*> hooks_{nullptr};
@@ -333,6 +347,9 @@ class pool_impl {
   std::atomic<std::uint32_t> grow_requests_{0};  // grow: requests not yet seen by the running grower
   std::atomic<std::uint64_t> grown_{0}, retired_{0};
   unsigned fork_generation_ = 0;
+  // Last: destroyed first, while everything its thread reads is still alive. Its thread was
+  // joined by the close() in ~pool_impl (or is a forked child's abandoned handle).
+  std::unique_ptr<metrics_sink> metrics_sink_;
 };
 
 // The hooks that pool_options' observation fields ask for (runtime/layers/observe.cpp),

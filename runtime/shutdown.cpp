@@ -114,12 +114,22 @@ bool pool_impl::shut_down(const char* call, bool cancel, std::chrono::steady_clo
   return true;
 }
 
-void pool_impl::close() { shut_down("close()", false, std::chrono::steady_clock::time_point::max()); }
-
-bool pool_impl::close_until(std::chrono::steady_clock::time_point deadline) {
-  return shut_down("close(deadline)", false, deadline);
+// Each call that returns with the workers joined also finishes the metrics sink (its final
+// call, runtime/layers/metrics_sink.hpp), outside every lock: the sink may call back in.
+void pool_impl::close() {
+  shut_down("close()", false, std::chrono::steady_clock::time_point::max());
+  finish_metrics_sink();
 }
 
-void pool_impl::stop_now() { shut_down("stop_now()", true, std::chrono::steady_clock::time_point::max()); }
+bool pool_impl::close_until(std::chrono::steady_clock::time_point deadline) {
+  if (!shut_down("close(deadline)", false, deadline)) return false;
+  finish_metrics_sink();
+  return true;
+}
+
+void pool_impl::stop_now() {
+  shut_down("stop_now()", true, std::chrono::steady_clock::time_point::max());
+  finish_metrics_sink();
+}
 
 }  // namespace weft::detail

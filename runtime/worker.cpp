@@ -424,10 +424,11 @@ worker::counters worker::read_counters() const noexcept {
           parks_.load(std::memory_order_relaxed), running_.load(std::memory_order_relaxed)};
 }
 
-void worker::add_latencies(latency_histogram::counts& wait, std::uint64_t& wait_max, latency_histogram::counts& run,
-                           std::uint64_t& run_max) const noexcept {
-  queue_wait_.add_to(wait, wait_max);
-  run_time_.add_to(run, run_max);
+void worker::add_latencies(latency_histogram::counts& wait, std::uint64_t& wait_max, std::uint64_t& wait_sum,
+                           latency_histogram::counts& run, std::uint64_t& run_max,
+                           std::uint64_t& run_sum) const noexcept {
+  queue_wait_.add_to(wait, wait_max, wait_sum);
+  run_time_.add_to(run, run_max, run_sum);
 }
 
 }  // namespace weft::detail

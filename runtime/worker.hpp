@@ -139,8 +139,8 @@ class worker {
            cancelled_.load(std::memory_order_acquire);
   }
   std::uint64_t spawned() const noexcept { return spawned_.load(std::memory_order_acquire); }
-  void add_latencies(latency_histogram::counts& wait, std::uint64_t& wait_max, latency_histogram::counts& run,
-                     std::uint64_t& run_max) const noexcept;
+  void add_latencies(latency_histogram::counts& wait, std::uint64_t& wait_max, std::uint64_t& wait_sum,
+                     latency_histogram::counts& run, std::uint64_t& run_max, std::uint64_t& run_sum) const noexcept;
 
  private:
   void run() noexcept;

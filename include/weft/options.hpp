@@ -23,6 +23,8 @@
 // | min_workers     | 0, or 1 .. max_workers                        | 0: = max (a fixed pool)                    |
 // | keep_alive      | > 0, at most 24 h                             | idle time after which a thread above min   |
 // |                 |                                               | retires (elastic pools only)               |
+// | metrics_sink    | any                                           | empty: no sink, no thread                  |
+// | metrics_interval| > 0 when metrics_sink is set; saturating      | duration::max(): only the final call       |
 //
 // Burst scaling. With 1 <= min_workers < max_workers the pool is elastic: it has
 // max_workers worker *slots* (deques, pinning: slot i gets the plan's PU i) but starts only
@@ -55,6 +57,7 @@
 #include "weft/full_policy.hpp"
 #include "weft/observer.hpp"
 #include "weft/lanes.hpp"
+#include "weft/metrics.hpp"
 
 namespace weft {
 
@@ -125,6 +128,20 @@ struct pool_options {
   int min_workers = 0;
   int max_workers = 0;
   std::chrono::nanoseconds keep_alive = std::chrono::seconds(10);
+
+  // ---- periodic metrics (runtime/layers/metrics_sink.hpp) ----
+  // When set, the pool calls metrics_sink(stats()) every metrics_interval (the first call one
+  // interval after construction), and once more with the final snapshot when it closes:
+  // after the drain, so completed/failed/cancelled are final, before close(), stop_now(), a
+  // close(deadline) that returns true, or the destructor returns. Never after ~pool returns.
+  // All calls come from one thread of the pool's own ("<name>:sink"): never two at once,
+  // never on a worker, so a slow sink delays only itself; ticks it overruns are skipped,
+  // not queued. close() and ~pool do not wait for the next tick. An exception thrown by the
+  // sink goes to on_task_exception (or the logger when that is unset) and later ticks still
+  // happen. The sink may call this pool's stats() or close(); destroying the pool from inside
+  // it terminates. In a child process, a pool created before fork() never calls its sink.
+  std::function<void(const metrics&)> metrics_sink{};
+  std::chrono::steady_clock::duration metrics_interval = std::chrono::seconds(1);
 };
 
 }  // namespace weft

@@ -443,9 +443,9 @@ std::vector<lane_metrics> lanes_source::stats() const {
     m.dispatched = taken > m.discarded ? taken - m.discarded : 0;
     m.refused = l->refused.load(std::memory_order_relaxed);        // relaxed: a counter
     latency_histogram::counts c{};
-    std::uint64_t max = 0;
-    l->wait.add_to(c, max);
-    const metrics::distribution d = latency_histogram::summarize(c, max);
+    std::uint64_t max = 0, sum = 0;
+    l->wait.add_to(c, max, sum);
+    const metrics::distribution d = latency_histogram::summarize(c, max, sum);
     m.wait_samples = d.samples;
     m.wait_p50 = d.p50;
     m.wait_p99 = d.p99;

@@ -377,6 +377,61 @@ TEST(Fork, ChildDestroysAPoolWhoseTimerRan) {
   EXPECT_EQ(parent_pool->submit([] { return 3; }, timeout_of(10s)).get(), 3);  // untouched here
 }
 
+// A child destroying a pool whose metrics sink (pool_options::metrics_sink, runtime/layers/
+// metrics_sink.hpp) was inside a call at the fork: the sink's thread lives in the parent
+// only, so the child's close() and destructor return at once, never call the sink, and
+// abandon the thread's handle instead of joining it (which would abort or hang). A pool
+// with a sink made in the child works. The parent's sink keeps ticking and gets its final call.
+TEST(Fork, ChildDestroysAPoolWhoseMetricsSinkRuns) {
+  std::atomic<int> calls{0};
+  std::atomic<int> in_call{0};
+  weft::pool_options o = small_pool(2);
+  o.metrics_sink = [&](const weft::metrics&) {
+    in_call.fetch_add(1);
+    calls.fetch_add(1);
+    std::this_thread::sleep_for(3ms);  // mostly inside a call when the fork comes
+    in_call.fetch_sub(1);
+  };
+  o.metrics_interval = 1ms;
+  auto parent_pool = std::make_unique<weft::pool>(std::move(o));
+  EXPECT_EQ(parent_pool->submit([] { return 1; }).get(), 1);
+  while (calls.load() < 3) std::this_thread::sleep_for(1ms);
+  const std::string child = run_in_child([&]() -> int {
+    const int seen = calls.load();  // the child's copy: nothing updates it here
+    std::this_thread::sleep_for(10ms);
+    CHILD_CHECK(calls.load() == seen, 70);
+    const auto t0 = clock_type::now();
+    parent_pool->close();
+    parent_pool.reset();
+    CHILD_CHECK(clock_type::now() - t0 < 2s, 71);
+    CHILD_CHECK(calls.load() == seen, 72);  // no final call in the child
+    if (!kThreadsInChild) {
+      std::fprintf(stderr, "child: skipping a new pool with a sink (ThreadSanitizer cannot start threads here)\n");
+      return 0;
+    }
+    std::atomic<int> child_calls{0};
+    std::atomic<std::uint64_t> final_completed{0};
+    {
+      weft::pool_options c = small_pool(2);
+      c.metrics_sink = [&](const weft::metrics& m) {
+        child_calls.fetch_add(1);
+        final_completed.store(m.completed);
+      };
+      c.metrics_interval = 1ms;
+      weft::pool p(std::move(c));
+      for (int i = 0; i < 100; ++i) p.post([] {});
+      while (child_calls.load() < 3) std::this_thread::sleep_for(1ms);
+    }
+    CHILD_CHECK(final_completed.load() == 100, 73);
+    return 0;
+  }, 10s);
+  EXPECT_EQ(child, "exit 0");
+  const int before = calls.load();
+  while (calls.load() < before + 2) std::this_thread::sleep_for(1ms);  // still ticking here
+  parent_pool.reset();
+  EXPECT_EQ(in_call.load(), 0);
+}
+
 // fork() while other threads submit with deadlines: a submitter (or the timer thread) may
 // hold the timer's mutex at that instant; the atfork handlers keep the child from
 // inheriting it locked. The child then submits to the parent's pool with a deadline

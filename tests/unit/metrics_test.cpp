@@ -290,6 +290,50 @@ TEST_P(MetricsTest, RunTimeMeasuresTheTask) {
   expect_ordered(m.queue_wait, "queue_wait");
 }
 
+// The mean is exact over the samples (metrics.hpp): tasks that sleep 2 ms to 3 ms (known
+// from outside the pool) give a mean inside the band spanned by the measured samples,
+// between the smallest true run time and max, while p50 is only a bucket bound.
+TEST_P(MetricsTest, MeanIsExactOverTheSamples) {
+  constexpr std::uint64_t n = kSampleEvery * 8;
+  weft::pool p(options());
+  std::atomic<std::uint64_t> shortest{~std::uint64_t{0}};
+  on_fresh_thread([&] {
+    for (std::uint64_t i = 0; i < n; ++i) {
+      p.post([&shortest, i] {
+        const auto start = clock_type::now();
+        std::this_thread::sleep_for(2ms + std::chrono::microseconds(125 * (i % 9)));  // 2.0 .. 3.0 ms
+        const auto ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start).count());
+        std::uint64_t cur = shortest.load();
+        while (ns < cur && !shortest.compare_exchange_weak(cur, ns)) {
+        }
+      });
+    }
+  });
+  p.close();
+  const weft::metrics m = p.stats();
+  ASSERT_NEAR(static_cast<double>(m.run_time.samples), 8.0, 1.0);
+  EXPECT_GE(m.run_time.mean, 2'000'000u) << "every task slept >= 2 ms";
+  EXPECT_GE(m.run_time.mean, shortest.load() - std::min<std::uint64_t>(shortest.load(), 100'000))
+      << "mean below the shortest task (the pool's clock reads within the task's)";
+  EXPECT_LE(m.run_time.mean, m.run_time.max);
+  EXPECT_LT(m.run_time.mean, 50'000'000u) << "2-3 ms tasks: a mean of 50 ms is a bug, not load";
+  EXPECT_LE(m.queue_wait.mean, m.queue_wait.max);
+}
+
+TEST(MetricsMean, ZeroWithoutSamples) {
+  weft::pool_options o;
+  o.workers = 1;
+  o.latency_sample_every = 0;  // sampling off
+  weft::pool p(std::move(o));
+  for (int i = 0; i < 100; ++i) p.post([] {});
+  p.close();
+  const weft::metrics m = p.stats();
+  EXPECT_EQ(m.completed, 100u);
+  EXPECT_EQ(m.run_time.samples, 0u);
+  EXPECT_EQ(m.run_time.mean, 0u);
+  EXPECT_EQ(m.queue_wait.mean, 0u);
+}
+
 // Tasks queued behind blocked workers for at least 20 ms: the queue-wait maximum shows it.
 TEST_P(MetricsTest, QueueWaitMeasuresTimeSpentQueued) {
   weft::pool p(options());
