@@ -4,9 +4,9 @@
 //
 // Where the points are:
 //   task_alloc        runtime/task_alloc.cpp, allocate_task
-//   deque_grow        weft/detail/deque.hpp, grow        (via runtime_sync.hpp's hook)
-//   before_steal_cas  weft/detail/deque.hpp, steal       (via runtime_sync.hpp's hook)
-//   pop_after_fence   weft/detail/deque.hpp, pop         (via runtime_sync.hpp's hook)
+//   deque_grow        runtime/deque.hpp, grow        (via runtime_sync.hpp's hook)
+//   before_steal_cas  runtime/deque.hpp, steal       (via runtime_sync.hpp's hook)
+//   pop_after_fence   runtime/deque.hpp, pop         (via runtime_sync.hpp's hook)
 //   before_park       runtime/platform.hpp, futex_parker::park
 //
 // Control (fault-injection builds only; fault.cpp). Every point starts disabled. configure()

@@ -472,8 +472,6 @@ metrics pool_impl::snapshot() const noexcept {
 
 namespace weft {
 
-detail::pool_impl& impl_of(pool& p) noexcept;
-
 pool::pool(pool_options options) : impl_(std::make_unique<detail::pool_impl>(std::move(options))) {
   if (!impl_->options().lanes.empty()) {  // weft/lanes.hpp: a layer registered as one task source
     impl_->set_lanes(detail::lanes_source::install(detail::scheduler(*impl_), impl_->options().lanes));
@@ -620,7 +618,5 @@ int pool::current_worker_index() const noexcept {
   detail::worker* w = detail::current_worker();
   return (w != nullptr && &w->owner_pool() == impl_.get()) ? static_cast<int>(w->index()) : -1;
 }
-
-detail::pool_impl& impl_of(pool& p) noexcept { return *p.impl_; }
 
 }  // namespace weft

@@ -336,9 +336,3 @@ task_result run_task(pool_impl& pool, task* t) noexcept;
 pool_options resolve_options(pool_options options, const topology& topo);
 
 }  // namespace weft::detail
-
-namespace weft {
-class pool;
-// The implementation behind a pool (runtime-internal).
-detail::pool_impl& impl_of(pool& p) noexcept;
-}  // namespace weft

@@ -130,14 +130,16 @@ task_group::~task_group() {
   // Children reference *this: wait for them whatever happens.
   if (!idle()) {
     if (home_ != nullptr && !on_home()) {
-      ctx_.owner->report_unobserved(std::make_exception_ptr(std::logic_error(
+      detail::pool_access::report_unobserved(*ctx_.owner, std::make_exception_ptr(std::logic_error(
           "weft::task_group destroyed with children pending on a thread other than the worker that created it")));
       std::terminate();
     }
     join();
   }
   // relaxed: every child has finished; idle() acquired their effects.
-  if (has_error_.load(std::memory_order_relaxed)) ctx_.owner->report_unobserved(std::move(error_));
+  if (has_error_.load(std::memory_order_relaxed)) {
+    detail::pool_access::report_unobserved(*ctx_.owner, std::move(error_));
+  }
   ctx_.reset_cancelled();
   ctx_.destroy_link();
 }

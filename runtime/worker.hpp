@@ -1,6 +1,6 @@
 // runtime/worker.hpp: one worker thread: its deque, its search for work, its counters.
 //
-// Stealing protocol (see weft/detail/deque.hpp for the deque's own invariants):
+// Stealing protocol (see runtime/deque.hpp for the deque's own invariants):
 //   - The owner pops its deque LIFO; thieves steal FIFO from the top.
 //   - Every kInjectorInterval tasks the owner polls an ingress (a layer's task source or the
 //     injection queue, in turn) before its own deque, so external submissions are never
@@ -40,7 +40,7 @@
 
 #include "latency.hpp"
 #include "runtime_sync.hpp"
-#include "weft/detail/deque.hpp"
+#include "deque.hpp"
 #include "weft/detail/task.hpp"
 
 namespace weft::detail {

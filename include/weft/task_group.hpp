@@ -58,6 +58,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "weft/detail/pool_access.hpp"
 #include "weft/detail/submission.hpp"
 #include "weft/detail/task.hpp"
 #include "weft/detail/wait.hpp"
@@ -144,7 +145,7 @@ class task_group {
     t->scope = &ctx_;
     // enqueue consumes t: queued, or destroyed (without finishing) before it throws.
     try {
-      ctx_.owner->enqueue(t);
+      detail::pool_access::enqueue(*ctx_.owner, t);
     } catch (...) {
       finish_one(local);
       throw;

@@ -1,6 +1,6 @@
 // runtime/layers/keyed.cpp: the keyed serializer's queues and drains (weft/keyed.hpp).
 //
-// A layer over the pool's submission API (pool::enqueue for a key's first drain) and the
+// A layer over the pool's submission API (pool_access::enqueue for a key's first drain) and the
 // layers' scheduler interface (runtime/scheduler.hpp: submit_global to re-post a drain,
 // has_queued_work to decide whether to): no scheduler code knows about keys.
 //
@@ -62,6 +62,7 @@
 #include <utility>
 
 #include "weft/detail/keyed_core.hpp"
+#include "weft/detail/pool_access.hpp"
 #include "weft/detail/wait.hpp"
 #include "scheduler.hpp"
 #include "weft/pool.hpp"
@@ -133,7 +134,7 @@ void keyed_core::arm() {
 
 void keyed_core::shutdown() noexcept {
   if (in_job_of(nullptr)) {
-    pool_.report_unobserved(std::make_exception_ptr(std::logic_error(
+    pool_access::report_unobserved(pool_, std::make_exception_ptr(std::logic_error(
         "weft::keyed destroyed from inside one of its own jobs: it would wait for itself")));
     std::terminate();
   }
@@ -183,7 +184,7 @@ keyed_status keyed_core::reject(task* t, keyed_status why) noexcept {
 keyed_status keyed_core::schedule(keyed_entry& e, task* ours) {
   std::exception_ptr error;
   try {
-    pool_.enqueue(make_task(keyed_drain_task{this, &e}));
+    pool_access::enqueue(pool_, make_task(keyed_drain_task{this, &e}));
     return keyed_status::ok;
   } catch (const pool_closed&) {
   } catch (...) {
@@ -235,7 +236,7 @@ void keyed_core::drain(keyed_entry& e) noexcept {
       // K4. Yield only to work that waits: with nothing else queued, a re-post would only
       // hand the key to another (woken) worker or back to this one.
       counts.flush(*this);
-      if (scheduler(impl_of(pool_)).has_queued_work() && repost(e)) return;
+      if (scheduler(pool_access::impl(pool_)).has_queued_work() && repost(e)) return;
       ran = 0;  // nothing waits (or no memory for the re-post): another turn here
       if (timed) until = std::chrono::steady_clock::now() + options_.batch_time;
     }
@@ -292,7 +293,7 @@ bool keyed_core::repost(keyed_entry& e) noexcept {
   try {
     // K4: the injection queue, FIFO for every worker (the worker's own deque would hand the
     // drain straight back to this worker, newest first).
-    scheduler(impl_of(pool_)).submit_global(make_task(keyed_drain_task{this, &e}));
+    scheduler(pool_access::impl(pool_)).submit_global(make_task(keyed_drain_task{this, &e}));
     return true;
   } catch (...) {  // std::bad_alloc, or pool_closed while the pool drains: go on here instead
     return false;
@@ -421,7 +422,7 @@ keyed_stats keyed_core::stats() const noexcept {
   return s;
 }
 
-void keyed_core::report(std::exception_ptr e) noexcept { pool_.report_unobserved(std::move(e)); }
+void keyed_core::report(std::exception_ptr e) noexcept { pool_access::report_unobserved(pool_, std::move(e)); }
 
 }  // namespace detail
 }  // namespace weft

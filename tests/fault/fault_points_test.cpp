@@ -11,7 +11,7 @@
 
 #include "fault.hpp"
 #include "runtime_sync.hpp"
-#include "weft/detail/deque.hpp"
+#include "deque.hpp"
 #include "weft/weft.hpp"
 
 namespace {

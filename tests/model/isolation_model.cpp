@@ -79,7 +79,7 @@
 #include <mutex>
 #include <utility>
 
-#include "weft/detail/deque.hpp"
+#include "deque.hpp"
 
 namespace weft::model {
 namespace {

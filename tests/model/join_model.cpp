@@ -87,7 +87,7 @@
 #include <cstdint>
 #include <mutex>
 
-#include "weft/detail/deque.hpp"
+#include "deque.hpp"
 
 namespace weft::model {
 namespace {

@@ -1,6 +1,6 @@
 // tests/model/relacy_sync.hpp: a Sync policy and a sleep-protocol Platform over Relacy.
 //
-// The shipped lock-free code (weft/detail/deque.hpp, runtime/sleep.hpp) is written against a
+// The shipped lock-free code (runtime/deque.hpp, runtime/sleep.hpp) is written against a
 // policy (weft/detail/sync.hpp). Production instantiates it with std_sync / std_platform; the
 // model checks instantiate the very same templates with the policies below, so Relacy
 // explores the code that ships, not a copy of it.

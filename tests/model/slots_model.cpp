@@ -26,7 +26,7 @@
 #include <algorithm>
 
 #include "sleep.hpp"
-#include "weft/detail/deque.hpp"
+#include "deque.hpp"
 
 namespace weft::model {
 namespace {

@@ -1,4 +1,4 @@
-// weft/detail/deque.hpp: the per-worker Chase-Lev work-stealing deque.
+// runtime/deque.hpp: the per-worker Chase-Lev work-stealing deque.
 //
 // Algorithm: D. Chase and Y. Lev, "Dynamic Circular Work-Stealing Deque" (SPAA 2005),
 // with the C11 memory orderings of N. M. Lê, A. Pop, A. Cohen and F. Zappa Nardelli,
