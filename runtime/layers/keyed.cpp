@@ -1,7 +1,7 @@
 // runtime/layers/keyed.cpp: the keyed serializer's queues and drains (weft/keyed.hpp).
 //
 // A layer over the pool's submission API (pool_access::enqueue for a key's first drain) and the
-// layers' scheduler interface (runtime/scheduler.hpp: submit_global to re-post a drain,
+// layers' scheduler interface (runtime/core/scheduler.hpp: submit_global to re-post a drain,
 // has_queued_work to decide whether to): no scheduler code knows about keys.
 //
 // ---- Protocol ----
@@ -64,7 +64,7 @@
 #include "weft/detail/keyed_core.hpp"
 #include "weft/detail/pool_access.hpp"
 #include "weft/detail/wait.hpp"
-#include "scheduler.hpp"
+#include "core/scheduler.hpp"
 #include "weft/pool.hpp"
 
 namespace weft {

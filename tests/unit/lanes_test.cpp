@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "layers/lanes.hpp"
-#include "pool_impl.hpp"
+#include "core/pool_impl.hpp"
 #include "watchdog.hpp"
 #include "weft/detail/pool_access.hpp"
 #include "weft/pool.hpp"

@@ -1,5 +1,5 @@
-// tests/unit/task_source_test.cpp: the internal scheduler interface (runtime/scheduler.hpp)
-// and task sources (runtime/task_source.hpp): what a layer gets from the core.
+// tests/unit/task_source_test.cpp: the internal scheduler interface (runtime/core/scheduler.hpp)
+// and task sources (runtime/core/task_source.hpp): what a layer gets from the core.
 // Each property a layer relies on, tried the way a layer would use it: every task put into
 // a source ends run, cancelled or rejected (counted); a source's task is found by a parked
 // pool (no lost wake-up, TS2) and by a worker whose deque never empties (fairness); close
@@ -17,8 +17,8 @@
 #include <thread>
 #include <vector>
 
-#include "pool_impl.hpp"
-#include "scheduler.hpp"
+#include "core/pool_impl.hpp"
+#include "core/scheduler.hpp"
 #include "watchdog.hpp"
 #include "weft/detail/pool_access.hpp"
 #include "weft/pool.hpp"

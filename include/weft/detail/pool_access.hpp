@@ -50,7 +50,7 @@ struct pool_access {
   }
   // Hands an exception that no future or wait() will deliver to on_task_exception.
   static void report_unobserved(pool& p, std::exception_ptr e) noexcept { p.report_unobserved(std::move(e)); }
-  // The implementation behind a pool (runtime/pool_impl.hpp; incomplete here).
+  // The implementation behind a pool (runtime/core/pool_impl.hpp; incomplete here).
   static pool_impl& impl(pool& p) noexcept { return *p.impl_.get(); }
 };
 
