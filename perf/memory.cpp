@@ -8,7 +8,7 @@
 //      all N (unbounded) or `capacity` (bounded: the later posts block for room);
 //   3. waits for the drain (every task counted; weft also wait_idle), sleeps 200 ms (weft's
 //      last worker to park calls malloc_trim once more than 32 MiB of task blocks went back to
-//      the heap: runtime/task_alloc.cpp), then records VmHWM (peak) and VmRSS (after).
+//      the heap: runtime/core/task_alloc.cpp), then records VmHWM (peak) and VmRSS (after).
 // Counters: idle_MiB, peak_MiB, after_MiB, and bytes_per_queued = (peak - idle) / N, the
 // memory one queued task costs at the peak. A wrong drain count fails the run.
 //

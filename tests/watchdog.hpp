@@ -12,7 +12,7 @@
 //
 // Rules for scenarios:
 //   - Create pools inside the scenario only: a pool created before fork() is unusable in
-//     the child by design (runtime/fork.hpp), and a parent that never starts a thread is
+//     the child by design (runtime/platform/fork.hpp), and a parent that never starts a thread is
 //     what lets ThreadSanitizer start threads in the child at all.
 //   - Report failures with WEFT_CHILD_CHECK, not gtest's EXPECT_*: the child's gtest state
 //     dies with it. The child leaves with _exit(): no atexit handlers or static

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "topology.hpp"
+#include "platform/topology.hpp"
 #include "weft/options.hpp"
 
 namespace {

@@ -81,6 +81,7 @@
 #include <variant>
 
 #include "weft/detail/coro_promise.hpp"
+#include "weft/detail/pool_access.hpp"
 #include "weft/detail/wait.hpp"
 #include "weft/errors.hpp"
 #include "weft/pool.hpp"
@@ -307,7 +308,7 @@ class schedule_awaiter {
     p_->arm(&promise_base::resume_scheduled);
     try {
       // Accepted: the task may already run on the pool; nothing of *this is touched.
-      if (pool_.try_enqueue(p_->block()) == submit_status::accepted) return true;
+      if (pool_access::try_enqueue(pool_, p_->block()) == submit_status::accepted) return true;
       error_ = std::make_exception_ptr(pool_closed());
     } catch (...) {  // bad_alloc: the block was not queued
       error_ = std::current_exception();
@@ -474,7 +475,7 @@ T sync_wait(pool& p, task<T> t, std::stop_token token = {}) {
   h.promise().arm(&promise_base::start_root);
   submit_status status;
   try {
-    status = p.try_enqueue(h.promise().block());
+    status = detail::pool_access::try_enqueue(p, h.promise().block());
   } catch (...) {  // bad_alloc: the block was not queued
     h.destroy();
     throw;

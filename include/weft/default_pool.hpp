@@ -27,7 +27,7 @@
 // so it is destroyed before it.
 //
 // fork(): a default pool (or serializer) created before fork() is unusable in the child,
-// like every pool (submissions throw pool_closed; see runtime/fork.hpp), and is not
+// like every pool (submissions throw pool_closed; see runtime/platform/fork.hpp), and is not
 // replaced there: a child that needs a pool creates its own. A child that never touches
 // them exits normally (the exit-time shutdown returns at once in a child).
 #pragma once

@@ -24,7 +24,7 @@
 // What isolation costs: an isolated wait takes no external work and steals only its own
 // region's tasks, so while it waits its worker does not help the rest of the pool; with
 // nothing of its region to run it rescans in naps of up to 1 ms. The protocol and why it
-// cannot deadlock or livelock are at the top of runtime/isolation.cpp; nothing is ever moved
+// cannot deadlock or livelock are at the top of runtime/core/isolation.cpp; nothing is ever moved
 // from one queue to another.
 #pragma once
 
@@ -35,7 +35,7 @@
 namespace weft {
 
 namespace detail {
-// Sets the calling worker's isolation floor for its lifetime (runtime/isolation.cpp).
+// Sets the calling worker's isolation floor for its lifetime (runtime/core/isolation.cpp).
 class isolation_scope {
  public:
   isolation_scope() noexcept;

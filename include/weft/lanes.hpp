@@ -13,7 +13,7 @@
 // the lane at that moment. A low-priority task therefore never sits in a worker's deque in
 // front of a high-priority one: a task in a favoured lane (critical, overdue, or winning
 // the weighted choice) starts as soon as any worker finishes the task it is running. One
-// exception, inherited from the core's work chain (runtime/task_source.hpp): a worker with
+// exception, inherited from the core's work chain (runtime/core/task_source.hpp): a worker with
 // tasks in its own deque (fork-join children it spawned) runs those first, and looks at the
 // lanes in between only every kInjectorInterval of them.
 //

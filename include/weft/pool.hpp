@@ -84,10 +84,8 @@ namespace weft {
 
 namespace detail {
 class pool_impl;
+struct pool_access;  // weft's own way to the private entry points below (detail/pool_access.hpp)
 }
-
-class pool;
-detail::pool_impl& impl_of(pool& p) noexcept;  // runtime-internal
 
 // What try_submit / submit_until return: a status, and the future when it is accepted.
 template <class R>
@@ -269,7 +267,10 @@ class pool {
   // A one-line description of the machine and of where each worker is pinned.
   const std::string& placement() const noexcept;
 
-  // ---- low-level entry points used by the templates above and by weft's other layers ----
+ private:
+  // ---- low-level entry points, not part of the contract ----
+  // Used by the templates of this class and, through detail::pool_access (the only friend),
+  // by weft's other public templates and its runtime layers; see detail/pool_access.hpp.
   // The task block is always consumed: queued, or destroyed before the call returns/throws.
   void enqueue(detail::task* t);
   submit_status try_enqueue(detail::task* t);
@@ -284,7 +285,6 @@ class pool {
   // Hands an exception that no future or wait() will deliver to on_task_exception.
   void report_unobserved(std::exception_ptr e) noexcept;
 
- private:
   template <class F>
   struct plain_task {
     pool* p;
@@ -328,7 +328,7 @@ class pool {
     enqueue_submission(detail::make_task(detail::submission_task<S>{s}), s, options);
   }
 
-  friend detail::pool_impl& impl_of(pool& p) noexcept;
+  friend struct detail::pool_access;
   std::unique_ptr<detail::pool_impl> impl_;
 };
 

@@ -60,6 +60,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "weft/detail/pool_access.hpp"
 #include "weft/detail/task.hpp"
 #include "weft/errors.hpp"
 #include "weft/parallel.hpp"
@@ -268,8 +269,8 @@ class schedule_op {
     block_.stamp = 0;
     submit_status s;
     try {
-      s = pool_.try_enqueue(&block_);  // accepted: a worker may complete us already
-    } catch (...) {                    // bad_alloc: the block was not queued
+      s = weft::detail::pool_access::try_enqueue(pool_, &block_);  // accepted: a worker may complete us already
+    } catch (...) {  // bad_alloc: the block was not queued
       exec::set_error(std::move(rcvr_), std::current_exception());
       return;
     }

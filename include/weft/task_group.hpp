@@ -36,7 +36,7 @@
 // deque first, so the group's children it spawned come first; then the injection queue and
 // other workers' deques), exactly as a wait on a weft::future does and as oneTBB's waits do
 // outside this_task_arena::isolate. Helping is bounded by stack use: a task started with
-// little stack left runs on a fresh stack segment (runtime/stack.hpp), so deep nesting of
+// little stack left runs on a fresh stack segment (runtime/core/stack.hpp), so deep nesting of
 // groups, futures and loops never overflows the stack. A thread outside the pool that waits
 // runs nothing: it sleeps until the last child finishes.
 // Code that holds a lock and waits, and must not run unrelated tasks meanwhile (which
@@ -44,7 +44,7 @@
 //
 // Cost: run() on the creating worker is an allocation-free push and a plain increment; a
 // child that worker runs itself finishes with a plain decrement, and wait() with nothing
-// stolen does no read-modify-write at all (runtime/task_group.cpp); a child start checks
+// stolen does no read-modify-write at all (runtime/core/task_group.cpp); a child start checks
 // one global count of groups that are cancelled right now (while any is, children walk the
 // chain of enclosing groups; the count comes back down when such a group is reset by its
 // wait() or destroyed); wait() on a finished group is one load.
@@ -58,6 +58,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "weft/detail/pool_access.hpp"
 #include "weft/detail/submission.hpp"
 #include "weft/detail/task.hpp"
 #include "weft/detail/wait.hpp"
@@ -106,13 +107,13 @@ struct group_context {
   void destroy_link_slow() noexcept;  // task_group.cpp
 };
 
-// The group of the task the calling thread is running, or null (runtime/worker.cpp).
+// The group of the task the calling thread is running, or null (runtime/core/worker.cpp).
 const group_context* current_scope() noexcept;
-// Fills parent from the calling thread (runtime/worker.cpp).
+// Fills parent from the calling thread (runtime/core/worker.cpp).
 void enter_scope(group_context& g) noexcept;
 
 class worker;
-// The worker the calling thread is, or null (runtime/worker.cpp).
+// The worker the calling thread is, or null (runtime/core/worker.cpp).
 extern constinit thread_local worker* tls_worker;
 // On a worker: runs one task from its own deque (the newest; inside weft::isolated only one
 // of the region's) and returns true; false when there is none or on any other thread.
@@ -144,7 +145,7 @@ class task_group {
     t->scope = &ctx_;
     // enqueue consumes t: queued, or destroyed (without finishing) before it throws.
     try {
-      ctx_.owner->enqueue(t);
+      detail::pool_access::enqueue(*ctx_.owner, t);
     } catch (...) {
       finish_one(local);
       throw;
@@ -163,7 +164,7 @@ class task_group {
   bool idle() const noexcept { return (on_home() ? local_ : 0) + remote_count() == 0; }
 
  private:
-  // The join (see the protocol at the top of runtime/task_group.cpp). A child run() by the
+  // The join (see the protocol at the top of runtime/core/task_group.cpp). A child run() by the
   // group's home worker before the home worker's wait has begun is counted in local_, a plain
   // integer only the home worker touches; so is its completion when the home worker runs it
   // itself. Every other run() and completion goes to remote_, which holds the count times 2

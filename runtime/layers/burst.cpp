@@ -25,8 +25,8 @@
 #include <string>
 #include <system_error>
 
-#include "pool_impl.hpp"
-#include "worker.hpp"
+#include "core/pool_impl.hpp"
+#include "core/worker.hpp"
 
 namespace weft::detail {
 namespace {

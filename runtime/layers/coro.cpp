@@ -18,7 +18,7 @@
 #include <type_traits>
 
 #include "weft/detail/coro_promise.hpp"
-#include "worker.hpp"
+#include "core/worker.hpp"
 
 namespace weft::detail::coro {
 

@@ -1,7 +1,7 @@
 // runtime/layers/keyed.cpp: the keyed serializer's queues and drains (weft/keyed.hpp).
 //
-// A layer over the pool's submission API (pool::enqueue for a key's first drain) and the
-// layers' scheduler interface (runtime/scheduler.hpp: submit_global to re-post a drain,
+// A layer over the pool's submission API (pool_access::enqueue for a key's first drain) and the
+// layers' scheduler interface (runtime/core/scheduler.hpp: submit_global to re-post a drain,
 // has_queued_work to decide whether to): no scheduler code knows about keys.
 //
 // ---- Protocol ----
@@ -81,8 +81,9 @@
 #include <utility>
 
 #include "weft/detail/keyed_core.hpp"
+#include "weft/detail/pool_access.hpp"
 #include "weft/detail/wait.hpp"
-#include "scheduler.hpp"
+#include "core/scheduler.hpp"
 #include "weft/pool.hpp"
 
 namespace weft {
@@ -164,7 +165,7 @@ void keyed_core::arm() {
 
 void keyed_core::shutdown() noexcept {
   if (in_job_of(nullptr)) {
-    pool_.report_unobserved(std::make_exception_ptr(std::logic_error(
+    pool_access::report_unobserved(pool_, std::make_exception_ptr(std::logic_error(
         "weft::keyed destroyed from inside one of its own jobs: it would wait for itself")));
     std::terminate();
   }
@@ -262,7 +263,7 @@ keyed_status keyed_core::reject(task* t, keyed_status why) noexcept {
 keyed_status keyed_core::schedule(keyed_entry& e, task* ours) {
   std::exception_ptr error;
   try {
-    pool_.enqueue(make_task(keyed_drain_task{this, &e}));
+    pool_access::enqueue(pool_, make_task(keyed_drain_task{this, &e}));
     return keyed_status::ok;
   } catch (const pool_closed&) {
   } catch (...) {
@@ -370,7 +371,7 @@ bool keyed_core::limit_reached(std::size_t ran, std::chrono::steady_clock::time_
 bool keyed_core::yield_turn(keyed_entry& e) noexcept {
   // K4. Yield only to work that waits: with nothing else queued, a re-post would only hand
   // the key to another (woken) worker or back to this one.
-  return scheduler(impl_of(pool_)).has_queued_work() && repost(e);
+  return scheduler(pool_access::impl(pool_)).has_queued_work() && repost(e);
 }
 
 // With the local backlog empty: takes the shared list (K7: its first job), or (K2) removes
@@ -398,7 +399,7 @@ bool keyed_core::repost(keyed_entry& e) noexcept {
   try {
     // K4: the injection queue, FIFO for every worker (the worker's own deque would hand the
     // drain straight back to this worker, newest first).
-    scheduler(impl_of(pool_)).submit_global(make_task(keyed_drain_task{this, &e}));
+    scheduler(pool_access::impl(pool_)).submit_global(make_task(keyed_drain_task{this, &e}));
     return true;
   } catch (...) {  // std::bad_alloc, or pool_closed while the pool drains: go on here instead
     return false;
@@ -536,7 +537,7 @@ keyed_stats keyed_core::stats() const noexcept {
   return s;
 }
 
-void keyed_core::report(std::exception_ptr e) noexcept { pool_.report_unobserved(std::move(e)); }
+void keyed_core::report(std::exception_ptr e) noexcept { pool_access::report_unobserved(pool_, std::move(e)); }
 
 }  // namespace detail
 }  // namespace weft

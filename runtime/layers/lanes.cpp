@@ -1,12 +1,12 @@
 // runtime/layers/lanes.cpp: priority lanes. Protocol and algorithm: lanes.hpp.
-#include "lanes.hpp"
+#include "layers/lanes.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
 
-#include "cpu_relax.hpp"
+#include "core/cpu_relax.hpp"
 #include "weft/detail/wait.hpp"
 
 namespace weft::detail {

@@ -84,9 +84,9 @@
 #include <string>
 #include <vector>
 
-#include "../latency.hpp"
-#include "../scheduler.hpp"
-#include "../task_source.hpp"
+#include "core/latency.hpp"
+#include "core/scheduler.hpp"
+#include "core/task_source.hpp"
 #include "weft/errors.hpp"
 #include "weft/lanes.hpp"
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <utility>
 
-#include "../futex.hpp"
-#include "../pool_impl.hpp"
+#include "platform/futex.hpp"
+#include "core/pool_impl.hpp"
 #include "weft/detail/deadline.hpp"
 
 namespace weft::detail {

@@ -1,7 +1,7 @@
 // runtime/layers/mpi.cpp: weft::mpi (weft/mpi.hpp), a pool per MPI rank on the rank's binding.
 //
 // A layer over the public pool: it reads the process's binding through
-// detail::process_cpu_binding (runtime/topology.hpp; hwloc stays in topology.cpp), hands the
+// detail::process_cpu_binding (runtime/platform/topology.hpp; hwloc stays in topology.cpp), hands the
 // pool an explicit PU list, and uses MPI only on the calling thread, only here.
 //
 // The node check is one collective over MPI_COMM_WORLD: split by shared-memory node, then
@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "topology.hpp"
+#include "platform/topology.hpp"
 #include "weft/mpi.hpp"
 
 namespace weft::mpi {

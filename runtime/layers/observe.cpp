@@ -1,5 +1,5 @@
 // runtime/layers/observe.cpp: pool_options' observation fields (weft/observer.hpp) as
-// scheduler hooks (runtime/scheduler.hpp). A layer: it uses the hook points only.
+// scheduler hooks (runtime/core/scheduler.hpp). A layer: it uses the hook points only.
 //
 // Per worker it keeps a small stack of start times (helping nests tasks on one worker), so
 // that the observer gets run times; beyond kMaxDepth levels of nesting the run time is
@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "layers/trace.hpp"
-#include "pool_impl.hpp"
-#include "worker.hpp"
+#include "core/pool_impl.hpp"
+#include "core/worker.hpp"
 
 namespace weft::detail {
 namespace {

@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "worker.hpp"
+#include "core/worker.hpp"
 
 namespace weft::detail {
 

@@ -9,9 +9,9 @@
 #include <thread>
 #include <vector>
 
-#include "fault.hpp"
-#include "runtime_sync.hpp"
-#include "weft/detail/deque.hpp"
+#include "testing/fault.hpp"
+#include "core/runtime_sync.hpp"
+#include "core/deque.hpp"
 #include "weft/weft.hpp"
 
 namespace {

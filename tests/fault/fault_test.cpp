@@ -42,7 +42,7 @@
 #include <utility>
 #include <vector>
 
-#include "fault.hpp"
+#include "testing/fault.hpp"
 #include "test_util.hpp"
 #include "weft/weft.hpp"
 

@@ -1,4 +1,4 @@
-// tests/fuzz/deque_fuzz.cpp: libFuzzer target for the Chase-Lev deque (weft/detail/deque.hpp).
+// tests/fuzz/deque_fuzz.cpp: libFuzzer target for the Chase-Lev deque (runtime/core/deque.hpp).
 //
 // Input: a header byte, then one byte per operation (FuzzedDataProvider takes them from the
 // end of the input backwards).
@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "weft/detail/deque.hpp"
+#include "core/deque.hpp"
 
 namespace {
 

@@ -40,7 +40,7 @@ namespace {
 constexpr int kMaxWorkers = 8;           // skip inputs that would start more threads
 constexpr unsigned kMaxSpin = 256;       // skip valid spin_rounds above this (slow to close)
 constexpr std::size_t kMaxCapacity = std::size_t{1} << 16;  // skip larger valid capacities
-constexpr int kLimitWorkers = 4096;      // runtime/options.cpp
+constexpr int kLimitWorkers = 4096;      // runtime/core/options.cpp
 constexpr unsigned kLimitSpin = 1'000'000;
 constexpr std::size_t kLimitCapacity = std::size_t{1} << 20;
 

@@ -1,5 +1,5 @@
 // tests/model/deque_model.cpp: Relacy model checks of the shipped Chase-Lev deque
-// (weft/detail/deque.hpp), instantiated with the Relacy policy of relacy_sync.hpp.
+// (runtime/core/deque.hpp), instantiated with the Relacy policy of relacy_sync.hpp.
 //
 // Every check runs one owner thread and one or two thieves over one deque. The owner follows a
 // script of pushes and pops and then pops until the deque is empty; each thief makes a fixed
@@ -12,7 +12,7 @@
 //   - no data race, no use of freed or uninitialised memory, no leak (Relacy's own checks).
 #include "model_main.hpp"  // first: includes relacy_sync.hpp
 
-#include "weft/detail/deque.hpp"
+#include "core/deque.hpp"
 
 namespace weft::model {
 namespace {

@@ -1,5 +1,5 @@
 // tests/model/isolation_model.cpp: Relacy model checks of weft's isolation protocol
-// (runtime/isolation.cpp, I1-I5) over the shipped Chase-Lev deque.
+// (runtime/core/isolation.cpp, I1-I5) over the shipped Chase-Lev deque.
 //
 // The pool: worker 0, the region's owner, and one or two thieves. Every worker's deque is the
 // shipped chase_lev_deque<int, rl_sync> (capacity 2, so it grows); an element is a task id
@@ -79,7 +79,7 @@
 #include <mutex>
 #include <utility>
 
-#include "weft/detail/deque.hpp"
+#include "core/deque.hpp"
 
 namespace weft::model {
 namespace {

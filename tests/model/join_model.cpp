@@ -1,5 +1,5 @@
 // tests/model/join_model.cpp: Relacy model checks of task_group's join (J1-J5 at the top of
-// runtime/task_group.cpp) over the shipped Chase-Lev deque.
+// runtime/core/task_group.cpp) over the shipped Chase-Lev deque.
 //
 // The pool: thread 0 creates the group, run()s its children and waits for them; one or two
 // other workers ("thieves") steal children and run them. Thread 0 is the group's home worker
@@ -87,7 +87,7 @@
 #include <cstdint>
 #include <mutex>
 
-#include "weft/detail/deque.hpp"
+#include "core/deque.hpp"
 
 namespace weft::model {
 namespace {

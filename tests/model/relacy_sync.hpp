@@ -1,6 +1,6 @@
 // tests/model/relacy_sync.hpp: a Sync policy and a sleep-protocol Platform over Relacy.
 //
-// The shipped lock-free code (weft/detail/deque.hpp, runtime/sleep.hpp) is written against a
+// The shipped lock-free code (runtime/core/deque.hpp, runtime/core/sleep.hpp) is written against a
 // policy (weft/detail/sync.hpp). Production instantiates it with std_sync / std_platform; the
 // model checks instantiate the very same templates with the policies below, so Relacy
 // explores the code that ships, not a copy of it.
@@ -12,7 +12,7 @@
 //                while a simulation runs, so these allocations are still tracked (leaks,
 //                double frees, use after free of the slot atomics).
 //   rl_platform  rl_sync plus `mutex` (over rl::mutex) and `parker`, a one-token binary
-//                semaphore built exactly like runtime/platform.hpp's futex_parker: an atomic
+//                semaphore built exactly like runtime/platform/platform.hpp's futex_parker: an atomic
 //                token exchanged with acquire, stored with release, and Relacy's futex model
 //                for the blocking (FUTEX_WAIT / FUTEX_WAKE, spurious wake-ups allowed).
 //
@@ -159,7 +159,7 @@ class rl_mutex {
   rl::mutex m_;
 };
 
-// runtime/platform.hpp's futex_parker, with Relacy's futex model underneath.
+// runtime/platform/platform.hpp's futex_parker, with Relacy's futex model underneath.
 class rl_parker {
  public:
   void park() {

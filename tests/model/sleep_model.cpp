@@ -1,5 +1,5 @@
 // tests/model/sleep_model.cpp: Relacy model checks of the shipped parking protocol
-// (runtime/sleep.hpp, sleep_protocol<Platform>) with the shipped deque, in a small pool.
+// (runtime/core/sleep.hpp, sleep_protocol<Platform>) with the shipped deque, in a small pool.
 //
 // The pool: W worker threads and one external submitter. The protocol object and every
 // worker's chase_lev_deque are the shipped templates, instantiated with the Relacy policies of
@@ -35,8 +35,8 @@
 
 #include <algorithm>
 
-#include "sleep.hpp"
-#include "weft/detail/deque.hpp"
+#include "core/sleep.hpp"
+#include "core/deque.hpp"
 
 namespace weft::model {
 namespace {

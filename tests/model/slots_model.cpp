@@ -1,6 +1,6 @@
 // tests/model/slots_model.cpp: Relacy model checks of worker slots separate from threads: the
-// sleep protocol's attach and detach transitions (runtime/sleep.hpp T5, T6 and the re-check
-// R) and the slot bookkeeping around them (runtime/pool_impl.hpp A1-A3, the policy of
+// sleep protocol's attach and detach transitions (runtime/core/sleep.hpp T5, T6 and the re-check
+// R) and the slot bookkeeping around them (runtime/core/pool_impl.hpp A1-A3, the policy of
 // runtime/layers/burst.cpp), with the shipped sleep_protocol and deque templates.
 //
 // The pool: W slots, each a Relacy thread that runs the worker loop whenever a thread is
@@ -25,8 +25,8 @@
 
 #include <algorithm>
 
-#include "sleep.hpp"
-#include "weft/detail/deque.hpp"
+#include "core/sleep.hpp"
+#include "core/deque.hpp"
 
 namespace weft::model {
 namespace {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "test_util.hpp"
-#include "weft/detail/deque.hpp"
+#include "core/deque.hpp"
 
 namespace {
 

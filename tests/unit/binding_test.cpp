@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "topology.hpp"
+#include "platform/topology.hpp"
 #include "watchdog.hpp"
 
 namespace weft::detail {

@@ -1,6 +1,6 @@
 // tests/unit/burst_memory_test.cpp: memory comes back after a burst without destroying the
-// pool (runtime/task_alloc.cpp: the last worker to park trims the heap once more than
-// 32 MiB of task blocks went back to it; runtime/pool_impl.hpp: the injection queue's large
+// pool (runtime/core/task_alloc.cpp: the last worker to park trims the heap once more than
+// 32 MiB of task blocks went back to it; runtime/core/pool_impl.hpp: the injection queue's large
 // blocks leave whole free pages between the freed task blocks for the trim to return).
 //
 // 400'000 tasks are queued behind a blocked worker (about 60 MiB of task blocks), then

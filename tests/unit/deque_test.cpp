@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "weft/detail/deque.hpp"
+#include "core/deque.hpp"
 
 namespace {
 

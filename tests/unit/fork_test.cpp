@@ -1,4 +1,4 @@
-// tests/unit/fork_test.cpp: fork() while pools run (runtime/fork.hpp states the contract).
+// tests/unit/fork_test.cpp: fork() while pools run (runtime/platform/fork.hpp states the contract).
 //
 // Every child runs under a time limit twice over: alarm() inside the child, and the parent
 // waits with a deadline and then SIGKILLs it, so a deadlock in the child (say, a lock held
@@ -46,7 +46,7 @@
 // ThreadSanitizer kills a child of a multi-threaded process that starts threads (a new pool)
 // unless told otherwise; what the child does is exactly what this test is about. And its
 // deadlock detector tracks at most 64 mutexes held by one thread, while weft's atfork
-// prepare handler holds 257 (the depot and the wait table's buckets, runtime/fork.hpp):
+// prepare handler holds 257 (the depot and the wait table's buckets, runtime/platform/fork.hpp):
 // that would stop the test with a CHECK failure inside TSan, not a finding about weft.
 extern "C" const char* __tsan_default_options() { return "die_after_fork=0 detect_deadlocks=0"; }
 #endif

@@ -16,8 +16,9 @@
 #include <vector>
 
 #include "layers/lanes.hpp"
-#include "pool_impl.hpp"
+#include "core/pool_impl.hpp"
 #include "watchdog.hpp"
+#include "weft/detail/pool_access.hpp"
 #include "weft/pool.hpp"
 #include "weft/task_group.hpp"
 
@@ -308,13 +309,13 @@ TEST(Lanes, RoutingDefaultLaneAndForkJoinStayOnTheDeque) {
 
 TEST(Lanes, WithoutLanesNothingIsRegistered) {
   weft::pool p(with_lanes(1, {}));
-  EXPECT_EQ(weft::impl_of(p).sources().count(), 0u);
-  EXPECT_EQ(weft::impl_of(p).lanes(), nullptr);
+  EXPECT_EQ(weft::detail::pool_access::impl(p).sources().count(), 0u);
+  EXPECT_EQ(weft::detail::pool_access::impl(p).lanes(), nullptr);
   EXPECT_TRUE(p.lane_stats().empty());
   EXPECT_THROW(p.post([] {}, {.lane = weft::lane{0u}}), std::invalid_argument);
   EXPECT_EQ(p.stats().rejected, 1u);
   weft::pool q(with_lanes(1, {{.name = "a"}}));
-  EXPECT_EQ(weft::impl_of(q).sources().count(), 1u) << "one source for all the lanes";
+  EXPECT_EQ(weft::detail::pool_access::impl(q).sources().count(), 1u) << "one source for all the lanes";
 }
 
 TEST(Lanes, AnUnknownLaneIsRejectedNamingTheOption) {

@@ -1,5 +1,5 @@
 // tests/unit/lifecycle_test.cpp: close(deadline), stop_now() and their invalid or repeated
-// calls (pool.hpp, lifecycle table; runtime/pool_impl.hpp, protocol S1-S6).
+// calls (pool.hpp, lifecycle table; runtime/core/pool_impl.hpp, protocol S1-S6).
 //   close(deadline) returns false at the deadline when running tasks outlast it (whether
 //   they honour their token or ignore it), with every queued task already completed as
 //   cancelled; true when the work finishes in time.

@@ -1,5 +1,5 @@
 // tests/unit/shutdown_race_test.cpp: lifecycle calls that meet each other
-// (runtime/pool_impl.hpp, L1-L3).
+// (runtime/core/pool_impl.hpp, L1-L3).
 //   A stop_now() or close(deadline) on one thread escalates a close() that another thread
 //   is running (draining a task that only its stop token ends): the later call fires the
 //   tokens and cancels the queue, and both calls return.

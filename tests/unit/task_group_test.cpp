@@ -307,7 +307,7 @@ TEST(TaskGroupClosedTest, ChildrenMayRunMoreChildrenDuringTheDrain) {
 namespace {
 
 // The join counts children the creating worker runs itself without atomics and folds the
-// rest in at the wait (runtime/task_group.cpp). Reusing a group round after round, with
+// rest in at the wait (runtime/core/task_group.cpp). Reusing a group round after round, with
 // children stolen in some rounds and not in others, must leave it exactly idle each time
 // (a round that ended without arriving once left a stale negative count behind: the next
 // wait returned early or the destructor hung).

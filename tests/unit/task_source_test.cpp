@@ -1,5 +1,5 @@
-// tests/unit/task_source_test.cpp: the internal scheduler interface (runtime/scheduler.hpp)
-// and task sources (runtime/task_source.hpp): what a layer gets from the core.
+// tests/unit/task_source_test.cpp: the internal scheduler interface (runtime/core/scheduler.hpp)
+// and task sources (runtime/core/task_source.hpp): what a layer gets from the core.
 // Each property a layer relies on, tried the way a layer would use it: every task put into
 // a source ends run, cancelled or rejected (counted); a source's task is found by a parked
 // pool (no lost wake-up, TS2) and by a worker whose deque never empties (fairness); close
@@ -17,9 +17,10 @@
 #include <thread>
 #include <vector>
 
-#include "pool_impl.hpp"
-#include "scheduler.hpp"
+#include "core/pool_impl.hpp"
+#include "core/scheduler.hpp"
 #include "watchdog.hpp"
+#include "weft/detail/pool_access.hpp"
 #include "weft/pool.hpp"
 
 namespace {
@@ -89,7 +90,7 @@ TEST(TaskSource, EveryTaskPutIntoASourceRunsOnce) {
   ledger l;
   {
     weft::pool p(workers(2));
-    scheduler s(weft::impl_of(p));
+    scheduler s(weft::detail::pool_access::impl(p));
     auto src = std::make_shared<fifo_source>();
     const unsigned id = s.add_source(src);
     for (int i = 0; i < 10'000; ++i) {
@@ -108,7 +109,7 @@ TEST(TaskSource, AParkedPoolWakesForEachSourceTask) {
   const auto r = weft_test::run_in_child(
       [] {
         weft::pool p(workers(2));
-        scheduler s(weft::impl_of(p));
+        scheduler s(weft::detail::pool_access::impl(p));
         const unsigned id = s.add_source(std::make_shared<fifo_source>());
         for (int i = 0; i < 2'000; ++i) {
           std::atomic<bool> done{false};
@@ -130,7 +131,7 @@ TEST(TaskSource, ASpawnChainDoesNotStarveASource) {
   const auto r = weft_test::run_in_child(
       [] {
         weft::pool p(workers(1));
-        scheduler s(weft::impl_of(p));
+        scheduler s(weft::detail::pool_access::impl(p));
         const unsigned id = s.add_source(std::make_shared<fifo_source>());
         std::atomic<bool> stop{false};
         std::atomic<long> chain{0};
@@ -162,7 +163,7 @@ TEST(TaskSource, ClosedGateAndFullSourceRefuseWithAStatusAndCountTheRejection) {
   ledger l;
   {
     weft::pool p(workers(1));
-    scheduler s(weft::impl_of(p));
+    scheduler s(weft::detail::pool_access::impl(p));
     std::latch release(1);
     std::latch busy(1);
     p.post([&] {
@@ -190,7 +191,7 @@ TEST(TaskSource, StopNowCancelsSourceTasks) {
   ledger l;
   {
     weft::pool p(workers(1));
-    scheduler s(weft::impl_of(p));
+    scheduler s(weft::detail::pool_access::impl(p));
     std::latch busy(1);
     p.post([&](std::stop_token st) {
       busy.count_down();
@@ -210,7 +211,7 @@ TEST(TaskSource, StopNowCancelsSourceTasks) {
 
 TEST(TaskSource, RegistryIsBoundedAndRejectsNull) {
   weft::pool p(workers(1));
-  scheduler s(weft::impl_of(p));
+  scheduler s(weft::detail::pool_access::impl(p));
   EXPECT_THROW(s.add_source(nullptr), std::invalid_argument);
   for (std::size_t i = 0; i < weft::detail::source_registry::kMaxSources; ++i) {
     EXPECT_EQ(s.add_source(std::make_shared<fifo_source>()), i);
@@ -274,7 +275,7 @@ TEST(SchedulerHooks, FireForEveryThreadTaskAndPark) {
 TEST(SchedulerHooks, SetLaterReachesTasksThatStartLater) {
   hook_counts c;
   weft::pool p(workers(2));
-  scheduler s(weft::impl_of(p));
+  scheduler s(weft::detail::pool_access::impl(p));
   p.submit([] {}).get();
   s.set_hooks(counting_hooks(c));
   for (int i = 0; i < 100; ++i) p.submit([] {}).get();

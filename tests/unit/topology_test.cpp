@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "topology.hpp"
+#include "platform/topology.hpp"
 #include "weft/options.hpp"
 
 namespace weft::detail {

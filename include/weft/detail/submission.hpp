@@ -172,7 +172,7 @@ class submission_base : public std::enable_shared_from_this<submission_base> {
     if (pool_token.stop_possible()) pool_link_.emplace(pool_token, relay{weak_from_this()});
   }
 
-  // Deadline bookkeeping, owned by the pool's timer (runtime/timer.cpp).
+  // Deadline bookkeeping, owned by the pool's timer (runtime/core/timer.cpp).
   void* timer_entry = nullptr;  // guarded by the timer's mutex
   void* timer = nullptr;        // set once before the entry is scheduled
   // Set once by the pool before the submission is armed or queued (enqueue_submission);
@@ -246,7 +246,7 @@ class submission_base : public std::enable_shared_from_this<submission_base> {
       }
     }
   };
-  void release_deadline() noexcept;  // runtime/timer.cpp
+  void release_deadline() noexcept;  // runtime/core/timer.cpp
 
   std::atomic<std::uint8_t> state_{kQueued};
   std::stop_source source_;

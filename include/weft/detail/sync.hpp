@@ -43,7 +43,7 @@ struct std_sync {
 
 // Named points inside the lock-free structures where a policy may inject behaviour: a
 // delay (widening a race window) or a failure. Used by the fault-injection build of the
-// runtime (runtime/runtime_sync.hpp); every policy without a `hook` ignores them.
+// runtime (runtime/core/runtime_sync.hpp); every policy without a `hook` ignores them.
 enum class sync_point : unsigned char {
   deque_grow,        // owner, before a full deque allocates a bigger ring; may throw std::bad_alloc
   before_steal_cas,  // thief, between reading the slot and its CAS on top; must not throw

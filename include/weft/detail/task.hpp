@@ -51,7 +51,7 @@ struct alignas(std::max_align_t) task {
   task_exec exec = nullptr;
   union {
     task* next = nullptr;       // while free: the free list
-    std::uintptr_t isolation;   // while queued or running: its isolated region, or 0 (runtime/isolation.cpp)
+    std::uintptr_t isolation;   // while queued or running: its isolated region, or 0 (runtime/core/isolation.cpp)
   };
   const group_context* scope = nullptr;   // the group this task belongs to (cancellation), or null
   std::uint64_t stamp = 0;                // enqueue time in ns when sampled for latency metrics, else 0

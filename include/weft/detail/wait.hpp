@@ -12,7 +12,7 @@
 // On a worker thread, waiting runs other tasks of that worker's pool while `pred` is false
 // (help-while-waiting, bounded by stack use), and parks the worker, still available to be
 // woken for new work, when there is nothing to run; inside weft::isolated it runs only the
-// region's own tasks. On any other thread it blocks in the kernel (runtime/wait.cpp).
+// region's own tasks. On any other thread it blocks in the kernel (runtime/core/wait.cpp).
 #pragma once
 
 #include <atomic>
@@ -27,13 +27,13 @@ using wait_pred = bool (*)(const void* ctx) noexcept;
 bool wait_until(const void* key, wait_pred pred, const void* ctx,
                 std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 
-// Number of waiters enlisted anywhere in the process (runtime/wait.cpp).
+// Number of waiters enlisted anywhere in the process (runtime/core/wait.cpp).
 extern std::atomic<std::uint32_t> enlisted_waiters;
 void notify_address_slow(const void* key) noexcept;
 
 // Wakes every waiter enlisted on `key`. One load when nobody waits anywhere.
 inline void notify_address(const void* key) noexcept {
-  // seq_cst: N2 of the protocol in runtime/wait.cpp (pairs with the seq_cst increment at
+  // seq_cst: N2 of the protocol in runtime/core/wait.cpp (pairs with the seq_cst increment at
   // enlisting, W1).
   if (enlisted_waiters.load(std::memory_order_seq_cst) != 0) notify_address_slow(key);
 }
