@@ -81,7 +81,7 @@ sample burst(Runtime& rt, std::uint64_t n, std::uint64_t release_after, const Po
   if (release_after >= n) release.count_down();
   wait_drained(rt);
   while (ran.load(std::memory_order_relaxed) != n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the last parker's malloc_trim
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // the last parker's malloc_trim, 100 ms after it parked
   s.peak = status_bytes("VmHWM");
   s.after = status_bytes("VmRSS");
   s.drained = static_cast<double>(ran.load(std::memory_order_relaxed));

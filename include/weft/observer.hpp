@@ -26,9 +26,11 @@
 //   - "X" complete events, one per task run: name "task", ts/dur in microseconds, args
 //     {"wait_us"} when known; helping nests slices (a wait inside a task runs others)
 //   - "s"/"f" flow events (bind_id = the task) from the submission to the run, for tasks
-//     submitted on one thread and run on another (steals, external submissions); a flow
+//     submitted on one thread and run on another: named "steal" when a worker submitted
+//     it (it was taken from that worker's deque), "run" when it came from outside; a flow
 //     is written only when both ends are in the trace
-//   - "C" counter events "parked workers" (per park/unpark)
+//   - "C" counter events "parked workers" (args {"parked"}, per park/unpark) and "queued
+//     tasks" (args {"queued"}: submitted and not yet started, at most one sample per 10 us)
 // Each worker records into its own fixed-size ring (kTraceRing events; the oldest are
 // overwritten), without locks or allocation; submissions from outside go to a shared ring
 // under a mutex.

@@ -395,7 +395,13 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
     }
     sleep.notify_work();
   }
-  if (ticket.last_awake) trim_heap_if_worthwhile();  // the pool is going idle: a good moment
+  // The pool is going idle: a good moment to give freed task blocks back to the kernel,
+  // once it has stayed idle for kTrimDelay (task_alloc.cpp: trimming between two bursts
+  // would make the second fault every page back in). An elastic pool's worker trims at
+  // once: its park is the keep_alive countdown to retiring.
+  const bool trim_later = ticket.last_awake && heap_trim_due() && !in_wait &&
+                          deadline == std::chrono::steady_clock::time_point::max();
+  if (trim_later && pool_.elastic()) trim_heap_if_worthwhile();
   bump(parks_);
   const scheduler_hooks* hooks = pool_.hooks();
   if (hooks != nullptr && hooks->park != nullptr) hooks->park(hooks->ctx, index_);
@@ -403,6 +409,14 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
     if (!sleep.cancel_park(index_)) sleep.park(index_);
   } else if (deadline != std::chrono::steady_clock::time_point::max()) {
     if (!sleep.park_until(index_, deadline) && !sleep.cancel_park(index_)) sleep.park(index_);
+  } else if (trim_later && !pool_.elastic()) [[unlikely]] {
+    if (!sleep.park_until(index_, std::chrono::steady_clock::now() + kTrimDelay)) {
+      if (sleep.cancel_park(index_)) {
+        trim_heap_if_worthwhile();  // idle for kTrimDelay; the caller searches, then parks again
+      } else {
+        sleep.park(index_);  // a waker took us off the list meanwhile: consume its token
+      }
+    }
   } else if (!in_wait && pool_.elastic()) [[unlikely]] {
     if (park_or_retire()) {
       if (hooks != nullptr && hooks->unpark != nullptr) hooks->unpark(hooks->ctx, index_);

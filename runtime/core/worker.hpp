@@ -208,6 +208,8 @@ class worker {
   // deque that had work a moment ago usually still has more: the victim keeps splitting
   // while the thief runs what it took.
   static constexpr unsigned kNoVictim = ~0u;
+  // How long the pool's last awake worker parks idle before it trims the heap (park()).
+  static constexpr std::chrono::milliseconds kTrimDelay{100};
   unsigned last_victim_ = kNoVictim;
 
   // Written by the owner, read by stats() (relaxed).
@@ -232,6 +234,9 @@ worker* current_worker() noexcept;
 // After a burst, returns the heap pages of freed task blocks to the kernel (task_alloc.cpp);
 // called by the worker whose park leaves its pool idle. Cheap when there is nothing to do.
 void trim_heap_if_worthwhile() noexcept;
+// Whether trim_heap_if_worthwhile would trim now; how many trims ran (for tests).
+bool heap_trim_due() noexcept;
+std::uint64_t heap_trims() noexcept;
 
 // Nanoseconds on the steady clock (latency stamps).
 std::uint64_t now_ns() noexcept;

@@ -100,6 +100,13 @@ bool tracer::write(std::string* error) const {
     }
   }
   std::vector<std::pair<point, point>> flows;
+  // "queued tasks": +1 at every submission, -1 at the start of a run bound to one.
+  std::vector<std::pair<std::uint64_t, int>> queue_deltas;
+  for (unsigned t = 0; t <= workers; ++t) {
+    for (const record& r : per[t]) {
+      if (r.what == kind::submit) queue_deltas.push_back({r.ns, +1});
+    }
+  }
   for (unsigned w = 0; w < workers; ++w) {
     for (const slice& s : slices[w]) {
       auto it = submits.find(s.id);
@@ -109,7 +116,9 @@ bool tracer::write(std::string* error) const {
       for (const point& p : it->second) {
         if (p.ns <= s.b && (best == nullptr || p.ns > best->ns)) best = &p;
       }
-      if (best != nullptr && best->tid != w) flows.push_back({*best, {s.b, w}});
+      if (best == nullptr) continue;
+      queue_deltas.push_back({s.b, -1});
+      if (best->tid != w) flows.push_back({*best, {s.b, w}});
     }
   }
 
@@ -145,11 +154,14 @@ bool tracer::write(std::string* error) const {
   std::uint64_t flow_id = 0;
   for (const auto& [from, to] : flows) {
     ++flow_id;
-    std::snprintf(buf, sizeof buf, R"j({"ph":"s","name":"run","cat":"flow","id":%llu,"pid":1,"tid":%u,"ts":%.3f})j",
-                  static_cast<unsigned long long>(flow_id), from.tid, out.us(from.ns));
+    // A task a worker submitted that another worker ran was stolen (a worker's submissions
+    // go to its own deque); one from the submitters' track came through the injection queue.
+    const char* name = from.tid < workers ? "steal" : "run";
+    std::snprintf(buf, sizeof buf, R"j({"ph":"s","name":"%s","cat":"flow","id":%llu,"pid":1,"tid":%u,"ts":%.3f})j",
+                  name, static_cast<unsigned long long>(flow_id), from.tid, out.us(from.ns));
     out.event(buf);
     std::snprintf(buf, sizeof buf,
-                  R"j({"ph":"f","bp":"e","name":"run","cat":"flow","id":%llu,"pid":1,"tid":%u,"ts":%.3f})j",
+                  R"j({"ph":"f","bp":"e","name":"%s","cat":"flow","id":%llu,"pid":1,"tid":%u,"ts":%.3f})j", name,
                   static_cast<unsigned long long>(flow_id), to.tid, out.us(to.ns));
     out.event(buf);
   }
@@ -167,6 +179,21 @@ bool tracer::write(std::string* error) const {
     parked = std::max(0, parked + d);  // a ring that wrapped may start inside a park
     std::snprintf(buf, sizeof buf, R"j({"ph":"C","name":"parked workers","pid":1,"ts":%.3f,"args":{"parked":%d}})j",
                   out.us(ns), parked);
+    out.event(buf);
+  }
+  // "queued tasks": submitted and not yet started, sampled at most once per 10 us of trace
+  // time (the value at the end of each 10 us with a change), so a fine-grained run does
+  // not write a counter event per task.
+  std::sort(queue_deltas.begin(), queue_deltas.end());
+  constexpr std::uint64_t kQueueSampleNs = 10'000;
+  long queued = 0;
+  for (std::size_t i = 0; i < queue_deltas.size(); ++i) {
+    queued = std::max(0L, queued + queue_deltas[i].second);  // a wrapped ring may lose submissions
+    const std::uint64_t bucket = queue_deltas[i].first / kQueueSampleNs;
+    const bool last_in_bucket = i + 1 == queue_deltas.size() || queue_deltas[i + 1].first / kQueueSampleNs != bucket;
+    if (!last_in_bucket) continue;
+    std::snprintf(buf, sizeof buf, R"j({"ph":"C","name":"queued tasks","pid":1,"ts":%.3f,"args":{"queued":%ld}})j",
+                  out.us(queue_deltas[i].first), queued);
     out.event(buf);
   }
   std::fputs("\n]}\n", f.get());

@@ -31,6 +31,10 @@
 #endif
 #endif
 
+namespace weft::detail {
+std::uint64_t heap_trims() noexcept;  // runtime/core/task_alloc.cpp: trims run so far
+}
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -81,6 +85,51 @@ TEST(BurstMemory, ResidentMemoryReturnsAfterTheDrain) {
         WEFT_CHILD_CHECK(after - idle <= (peak - idle) / 4);
         // The pool still works (nothing was torn down to get there).
         WEFT_CHILD_CHECK(p.submit([] { return 5; }).get() == 5);
+      },
+      60s);
+  EXPECT_TRUE(r.passed()) << r.describe();
+}
+
+// Bursts that follow each other closely do not pay for a trim in between: the trim waits
+// until the pool has stayed idle for 100 ms (worker.cpp, kTrimDelay). Trimming at the first
+// park made every burst fault its pages back in (a spawner loop ran 6x slower). Three bursts
+// back to back: at most one trim among them (a host that stalls this thread for 100 ms may
+// cause one); then an idle pool trims.
+TEST(BurstMemory, BackToBackBurstsAreNotTrimmedBetween) {
+#ifdef WEFT_TEST_SANITIZED
+  GTEST_SKIP() << "the sanitizers' allocators do not implement malloc_trim";
+#endif
+  const auto r = weft_test::run_in_child(
+      [] {
+        constexpr int n = 400'000;  // ~55 MiB of task blocks: over the 32 MiB trim threshold
+        weft::pool_options o;
+        o.workers = 1;
+        o.pinning = weft::pin_policy::none;
+        weft::pool p(std::move(o));
+        std::atomic<int> ran{0};
+        const auto burst = [&] {
+          std::latch started(1), release(1);
+          p.post([&] {
+            started.count_down();
+            release.wait();
+          });
+          started.wait();
+          for (int i = 0; i < n; ++i) p.post([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+          release.count_down();
+          p.wait_idle();
+        };
+        const std::uint64_t before = weft::detail::heap_trims();
+        for (int b = 0; b < 3; ++b) burst();
+        const std::uint64_t during = weft::detail::heap_trims() - before;
+        WEFT_CHILD_CHECK(ran.load() == 3 * n);
+        std::fprintf(stderr, "trims during 3 back-to-back bursts: %llu\n", static_cast<unsigned long long>(during));
+        WEFT_CHILD_CHECK(during <= 1u);
+        bool trimmed = false;
+        for (int i = 0; i < 500 && !trimmed; ++i) {
+          std::this_thread::sleep_for(10ms);
+          trimmed = weft::detail::heap_trims() > before + during;
+        }
+        WEFT_CHILD_CHECK(trimmed);  // idle: the trim comes
       },
       60s);
   EXPECT_TRUE(r.passed()) << r.describe();
