@@ -245,14 +245,22 @@ task* worker::poll_ingress_in_turn() noexcept {
   return nullptr;
 }
 
+steal_result worker::steal_from(unsigned victim, task*& t) noexcept {
+  worker& v = pool_.worker_at(victim);
+  const steal_result r = v.steal(t);  // untagged by worker::steal
+  if (r == steal_result::success) {
+    bump(steals_);
+    steal_more(v, t);
+    last_victim_ = victim;
+  }
+  return r;
+}
+
 task* worker::steal_sweep() noexcept {
+  task* t = nullptr;
   if (last_victim_ != kNoVictim) {
-    worker& v = pool_.worker_at(last_victim_);
-    task* t = nullptr;
-    switch (v.steal(t)) {  // untagged by worker::steal
+    switch (steal_from(last_victim_, t)) {
       case steal_result::success:
-        bump(steals_);
-        steal_more(v, t);
         return t;
       case steal_result::empty:
         last_victim_ = kNoVictim;  // dried up: sweep from a random start again
@@ -267,20 +275,9 @@ task* worker::steal_sweep() noexcept {
       const std::size_t n = bucket.size();
       const std::size_t start = next_random(rng_) % n;
       for (std::size_t i = 0; i < n; ++i) {
-        worker& v = pool_.worker_at(bucket[(start + i) % n]);
-        task* t = nullptr;
-        switch (v.steal(t)) {  // untagged by worker::steal
-          case steal_result::success:
-            bump(steals_);
-            steal_more(v, t);
-            last_victim_ = bucket[(start + i) % n];
-            return t;
-          case steal_result::lost_race:
-            contended = true;
-            break;
-          case steal_result::empty:
-            break;
-        }
+        const steal_result r = steal_from(bucket[(start + i) % n], t);
+        if (r == steal_result::success) return t;
+        if (r == steal_result::lost_race) contended = true;
       }
     }
     if (!contended) break;

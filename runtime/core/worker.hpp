@@ -155,6 +155,9 @@ class worker {
   task* poll_ingress() noexcept;          // the sources in chain order, then the injection queue
   task* poll_ingress_in_turn() noexcept;  // one ingress after another, from a rotating cursor
   task* steal_sweep() noexcept;
+  // One steal attempt from worker `victim`; on success counts it, takes a batch of siblings
+  // (steal_more) and remembers the victim (last_victim_).
+  steal_result steal_from(unsigned victim, task*& t) noexcept;
   void steal_more(worker& victim, const task* first) noexcept;
   void push_or_run(task* t) noexcept;
   static void bump(std::atomic<std::uint64_t>& c) noexcept {
