@@ -29,7 +29,8 @@
 //     submitted on one thread and run on another: named "steal" when a worker submitted
 //     it (it was taken from that worker's deque), "run" when it came from outside; a flow
 //     is written only when both ends are in the trace
-//   - "C" counter events "parked workers" (args {"parked"}, per park/unpark) and "queued
+//   - "C" counter events "parked workers" (args {"parked"}, per park/unpark), "searching
+//     workers" (args {"searching"}: looking for work to steal, per change) and "queued
 //     tasks" (args {"queued"}: submitted and not yet started, at most one sample per 10 us)
 // Each worker records into its own fixed-size ring (kTraceRing events; the oldest are
 // overwritten), without locks or allocation; submissions from outside go to a shared ring

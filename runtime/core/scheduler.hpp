@@ -38,6 +38,7 @@
 //   task_finish(ctx, worker, t, r)  just after, with its result
 //   run(ctx, worker, pool, t)       runs t instead of the plain call (a task wrapper)
 //   park(ctx, worker) / unpark      around a worker's sleep in the sleep protocol
+//   search(ctx, worker, on)         a worker starts (on) or stops searching for work to steal
 //   closed(ctx)                     the workers were joined
 // Hooks installed with set_hooks stay alive until the pool is destroyed (a worker may be
 // inside one when a later set_hooks replaces it); thread_start fires only for threads that
@@ -72,6 +73,7 @@ struct scheduler_hooks {
   task_result (*run)(void* ctx, unsigned worker, pool_impl& pool, task* t) = nullptr;
   void (*park)(void* ctx, unsigned worker) = nullptr;
   void (*unpark)(void* ctx, unsigned worker) = nullptr;
+  void (*search)(void* ctx, unsigned worker, bool on) = nullptr;
   // After the pool's workers were joined (close, the destructor); once.
   void (*closed)(void* ctx) = nullptr;
   // Stamp every submission with its enqueue time (the observers' wait times).

@@ -84,7 +84,7 @@ void worker::join() {
 }
 
 void worker::prepare_attach() noexcept {
-  searching_ = true;  // T5 counted the new thread as a searcher
+  set_searching(true);  // T5 counted the new thread as a searcher
   tick_ = 0;
   depth_ = 0;
   isolation_ = {};
@@ -182,7 +182,7 @@ task* worker::search(bool (*ready)(const void*) noexcept, const void* ctx) noexc
   sleep_protocol<std_platform>& sleep = pool_.sleep();
   if (!searching_) {
     if (!sleep.try_begin_search()) return nullptr;
-    searching_ = true;
+    set_searching(true);
   }
   const unsigned rounds = pool_.options().spin_rounds;
   const auto until = std::chrono::steady_clock::now() + kSearchBudget;
@@ -200,7 +200,7 @@ task* worker::search(bool (*ready)(const void*) noexcept, const void* ctx) noexc
 
 void worker::leave_search() noexcept {
   if (searching_) {
-    searching_ = false;
+    set_searching(false);
     pool_.sleep().end_search([this] { return pool_.any_work(); });
   }
 }
@@ -243,6 +243,13 @@ task* worker::poll_ingress_in_turn() noexcept {
     }
   }
   return nullptr;
+}
+
+void worker::set_searching(bool on) noexcept {
+  if (searching_ == on) return;
+  searching_ = on;
+  const scheduler_hooks* hooks = pool_.hooks();
+  if (hooks != nullptr && hooks->search != nullptr) [[unlikely]] hooks->search(hooks->ctx, index_, on);
 }
 
 steal_result worker::steal_from(unsigned victim, task*& t) noexcept {
@@ -325,7 +332,7 @@ task* worker::stop_searching(task* t) noexcept {
   // A searcher that found work stops searching (T2 of sleep.hpp); if it was the last one it
   // wakes another, so work still queued elsewhere keeps a searcher.
   if (t != nullptr && searching_) {
-    searching_ = false;
+    set_searching(false);
     pool_.sleep().end_search([this] { return pool_.any_work(); });
   }
   return t;
@@ -376,7 +383,7 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
   // sure somebody is awake to take them.
   if (in_wait && queued() > 0) sleep.notify_work();
   const auto ticket = sleep.begin_park(index_, searching_, in_wait);
-  searching_ = false;
+  set_searching(false);
   // Termination decided before we enlisted (any close(): the last worker to park can
   // decide it while we are between our last search and begin_park): the wake_all that set
   // it could not see us, so do not sleep (sleep.hpp, Shutdown).
@@ -424,7 +431,7 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
   }
   if (hooks != nullptr && hooks->unpark != nullptr) hooks->unpark(hooks->ctx, index_);
   if (sleep.terminating()) return park_result::terminating;
-  searching_ = sleep.woke_as_searcher(index_);
+  set_searching(sleep.woke_as_searcher(index_));
   return park_result::woken;
 }
 

@@ -158,6 +158,8 @@ class worker {
   // One steal attempt from worker `victim`; on success counts it, takes a batch of siblings
   // (steal_more) and remembers the victim (last_victim_).
   steal_result steal_from(unsigned victim, task*& t) noexcept;
+  // Every change of searching_ goes through here (the search hook, scheduler.hpp).
+  void set_searching(bool on) noexcept;
   void steal_more(worker& victim, const task* first) noexcept;
   void push_or_run(task* t) noexcept;
   static void bump(std::atomic<std::uint64_t>& c) noexcept {

@@ -162,6 +162,9 @@ task_result run(void* ctx, unsigned w, pool_impl& pool, task* t) {
 
 void park(void* ctx, unsigned w) { self(ctx).trace->add(w, tracer::kind::park, nullptr); }
 void unpark(void* ctx, unsigned w) { self(ctx).trace->add(w, tracer::kind::unpark, nullptr); }
+void search(void* ctx, unsigned w, bool on) {
+  self(ctx).trace->add(w, on ? tracer::kind::search_on : tracer::kind::search_off, nullptr);
+}
 
 void closed(void* ctx) {
   observation& o = self(ctx);
@@ -200,6 +203,7 @@ std::shared_ptr<const scheduler_hooks> make_observation_hooks(const pool_options
   if (tracing) {
     o->park = &park;
     o->unpark = &unpark;
+    o->search = &search;
     o->closed = &closed;
   }
   return o;

@@ -165,22 +165,26 @@ bool tracer::write(std::string* error) const {
                   static_cast<unsigned long long>(flow_id), to.tid, out.us(to.ns));
     out.event(buf);
   }
-  // "parked workers": a counter over the merged park/unpark records.
-  std::vector<std::pair<std::uint64_t, int>> parks;
-  for (unsigned w = 0; w < workers; ++w) {
-    for (const record& r : per[w]) {
-      if (r.what == kind::park) parks.push_back({r.ns, +1});
-      if (r.what == kind::unpark) parks.push_back({r.ns, -1});
+  // "parked workers" and "searching workers": counters over the merged records.
+  const auto counter = [&](kind up, kind down, const char* name, const char* arg) {
+    std::vector<std::pair<std::uint64_t, int>> steps;
+    for (unsigned w = 0; w < workers; ++w) {
+      for (const record& r : per[w]) {
+        if (r.what == up) steps.push_back({r.ns, +1});
+        if (r.what == down) steps.push_back({r.ns, -1});
+      }
     }
-  }
-  std::sort(parks.begin(), parks.end());
-  int parked = 0;
-  for (const auto& [ns, d] : parks) {
-    parked = std::max(0, parked + d);  // a ring that wrapped may start inside a park
-    std::snprintf(buf, sizeof buf, R"j({"ph":"C","name":"parked workers","pid":1,"ts":%.3f,"args":{"parked":%d}})j",
-                  out.us(ns), parked);
-    out.event(buf);
-  }
+    std::sort(steps.begin(), steps.end());
+    int value = 0;
+    for (const auto& [ns, d] : steps) {
+      value = std::min(static_cast<int>(workers), std::max(0, value + d));  // a wrapped ring may start inside one
+      std::snprintf(buf, sizeof buf, R"j({"ph":"C","name":"%s","pid":1,"ts":%.3f,"args":{"%s":%d}})j", name,
+                    out.us(ns), arg, value);
+      out.event(buf);
+    }
+  };
+  counter(kind::park, kind::unpark, "parked workers", "parked");
+  counter(kind::search_on, kind::search_off, "searching workers", "searching");
   // "queued tasks": submitted and not yet started, sampled at most once per 10 us of trace
   // time (the value at the end of each 10 us with a change), so a fine-grained run does
   // not write a counter event per task.

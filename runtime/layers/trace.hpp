@@ -20,7 +20,7 @@ class tracer {
  public:
   static constexpr std::size_t kRing = std::size_t{1} << 16;  // records per worker (2 MiB)
 
-  enum class kind : std::uint32_t { begin, end, submit, park, unpark };
+  enum class kind : std::uint32_t { begin, end, submit, park, unpark, search_on, search_off };
   struct record {
     std::uint64_t ns;
     const void* id;       // the task (begin, submit), or null
