@@ -50,28 +50,38 @@ inline void maybe_stamp(const pool_impl& p, task* t) noexcept {
   if (every != 0 && ++sample_tick >= every) [[unlikely]] stamp_sampled(t);
 }
 
-bool on_worker_of(const pool_impl& p) noexcept {
-  const worker* w = tls_worker;
-  return w != nullptr && &w->owner_pool() == &p;
-}
-}  // namespace
-
-namespace {
 // A task that was not queued: destroyed unrun and counted (every refusal ends here).
 void reject(pool_impl& p, task* t) noexcept {
   p.count_rejected();
   discard_task(t);
 }
+
+// The calling thread as one of p's workers, or null.
+worker* own_worker(const pool_impl& p) noexcept {
+  worker* w = tls_worker;
+  return w != nullptr && &w->owner_pool() == &p ? w : nullptr;
+}
+
+// A submission from one of the pool's own workers: a spawn onto its deque, never counted
+// against the capacity (pool_impl.hpp, C2). bad_alloc from the deque: rejected, rethrown.
+void spawn_or_reject(pool_impl& p, worker& w, task* t) {
+  try {
+    w.spawn(t);
+  } catch (...) {
+    reject(p, t);
+    throw;
+  }
+}
 }  // namespace
 
 submit_status scheduler::attempt(task* t) {
+  if (worker* w = own_worker(*pool_)) {
+    spawn_or_reject(*pool_, *w, t);
+    return submit_status::accepted;
+  }
   try {
-    if (on_worker_of(*pool_)) {
-      tls_worker->spawn(t);  // internal work: never counted against the capacity (pool_impl.hpp, C2)
-      return submit_status::accepted;
-    }
     return pool_->inject_external(t);
-  } catch (...) {  // bad_alloc from the deque or the queue: the task never ran
+  } catch (...) {  // bad_alloc from the queue: the task never ran
     detail::reject(*pool_, t);
     throw;
   }
@@ -86,14 +96,9 @@ submit_status scheduler::try_submit(task* t) {
 
 void scheduler::submit(task* t) {
   maybe_stamp(*pool_, t);
-  // A spawn (fork-join's every node): straight to the worker's deque.
-  if (worker* w = tls_worker; w != nullptr && &w->owner_pool() == pool_) [[likely]] {
-    try {
-      w->spawn(t);  // internal work: never counted against the capacity (pool_impl.hpp, C2)
-    } catch (...) {  // bad_alloc from the deque: the task never ran
-      detail::reject(*pool_, t);
-      throw;
-    }
+  // A spawn (fork-join's every node): straight to the worker's deque, outside the loop.
+  if (worker* w = own_worker(*pool_)) [[likely]] {
+    spawn_or_reject(*pool_, *w, t);
     return;
   }
   for (;;) {
@@ -136,7 +141,7 @@ submit_status scheduler::submit_until(task* t, std::chrono::steady_clock::time_p
 void scheduler::submit_bulk(task* const* tasks, std::size_t n) {
   // From a worker of this pool each goes onto its deque; on a bounded pool each goes under
   // the full_policy; otherwise one bulk operation, all or nothing.
-  const bool one_by_one = on_worker_of(*pool_) || pool_->bounded();
+  const bool one_by_one = own_worker(*pool_) != nullptr || pool_->bounded();
   std::size_t i = 0;
   try {
     if (one_by_one) {
@@ -182,7 +187,7 @@ void scheduler::announce(task* t) noexcept { maybe_stamp(*pool_, t); }
 
 submit_status scheduler::offer_to(unsigned source, task* t) {
   try {
-    return pool_->inject_to(source, t, on_worker_of(*pool_));
+    return pool_->inject_to(source, t, own_worker(*pool_) != nullptr);
   } catch (...) {
     reject(t);
     throw;
