@@ -116,19 +116,10 @@ void throw_pool_closed(const pool_impl& impl) {
   throw pool_closed();
 }
 
-bool pool_impl::enter_gate() noexcept {
-  if (forked()) return false;
-  // seq_cst: pairs with close_gate's fetch_or (S1): either close sees our count and waits
-  // for us, or we see its closed bit and back out.
-  if (gate_.fetch_add(kSubmitter, std::memory_order_seq_cst) & kClosedBit) {
-    leave_gate();
-    return false;
-  }
-  return true;
-}
-
-void pool_impl::leave_gate() noexcept {
-  gate_.fetch_sub(kSubmitter, std::memory_order_release);  // release: our enqueue precedes close_gate's acquire wait
+producer_slot* pool_impl::enter_gate() {
+  if (forked()) return nullptr;
+  producer_slot& slot = producers_.mine();
+  return gate_.enter(slot.in_flight) ? &slot : nullptr;  // G1
 }
 
 submit_status pool_impl::inject_checked(task* t, bool check_capacity) {
@@ -145,12 +136,13 @@ submit_status pool_impl::inject_checked(task* t, bool check_capacity) {
         return submit_status::full;
       }
     }
-    count_accepted();  // before the task is visible (idle_now)
-    queued = injector_.enqueue(t);
+    producer_slot& slot = pass.slot();
+    slot.count_accepted();  // before the task is visible (idle_now)
+    queued = injector_.enqueue(*slot.token, t);
+    if (!queued) slot.uncount_accepted();
   }
   if (!queued) {
     release_credits(1);
-    count_rejected_accepted();
     throw std::bad_alloc();
   }
   sleep_.notify_work();
@@ -166,14 +158,12 @@ bool pool_impl::inject_bulk(task* const* tasks, std::size_t n) {
   {
     const gate_pass pass(*this);
     if (!pass) return false;
-    // relaxed: as in count_accepted; before the tasks are visible (idle_now).
-    accepted_ext_.fetch_add(n, std::memory_order_relaxed);
-    queued = injector_.enqueue_bulk(tasks, n);
+    producer_slot& slot = pass.slot();
+    slot.count_accepted(n);  // before the tasks are visible (idle_now)
+    queued = injector_.enqueue_bulk(*slot.token, tasks, n);
+    if (!queued) slot.uncount_accepted(n);
   }
-  if (!queued) {
-    accepted_ext_.fetch_sub(n, std::memory_order_relaxed);  // relaxed: never visible
-    throw std::bad_alloc();
-  }
+  if (!queued) throw std::bad_alloc();
   // One wake-up: the woken worker takes a batch and wakes the next (from_injector).
   sleep_.notify_work();
   return true;
@@ -249,9 +239,9 @@ void pool_impl::set_hooks(std::shared_ptr<const scheduler_hooks> h) {
 }
 
 void pool_impl::close_gate() noexcept {
-  gate_.fetch_or(kClosedBit, std::memory_order_seq_cst);  // seq_cst: S1, pairs with inject
-  // acquire: pairs with the release decrements in inject, so their enqueues are visible.
-  while ((gate_.load(std::memory_order_acquire) >> 1) != 0) std::this_thread::yield();
+  // G3: waits for every submitter inside the gate (a bounded enqueue each).
+  gate_.close([this](auto&& wait_out) { producers_.for_each([&](producer_slot& s) { wait_out(s.in_flight); }); },
+              [] { std::this_thread::yield(); });
   if (capacity_ != 0) notify_address(&queued_ext_);  // C3: submitters blocked for room see the closed bit
   for (unsigned i = 0, n = sources_.count(); i < n; ++i) sources_.at(i).gate_closed();  // TS5: theirs too
 }
@@ -390,6 +380,8 @@ bool pool_impl::idle_now() const noexcept {
                     ext_cancelled_.load(std::memory_order_acquire);
   for (const auto& w : workers_) f += w->finished();
   std::uint64_t s = accepted_ext_.load(std::memory_order_acquire);  // acquire: as above
+  // acquire: as above (the slots' counts are published by the enqueue's release, P1).
+  producers_.for_each([&](const producer_slot& p) { s += p.accepted.load(std::memory_order_acquire); });
   for (const auto& w : workers_) s += w->spawned();
   return f == s;
 }

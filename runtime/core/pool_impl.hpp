@@ -1,9 +1,10 @@
 // runtime/core/pool_impl.hpp: the state a pool's workers share.
 //
 // Shutdown protocol:
-//   S1 close() sets the closed bit of `gate_` (seq_cst). External submitters hold the gate
-//      (count += 2) around their enqueue, so once the bit is set and the count drains to
-//      zero no external task can be added any more.
+//   S1 close() closes `gate_` (submission_gate.hpp, G3): external submitters raise their
+//      producer slot's flag around their enqueue (G1/G2, producers.hpp), and close waits
+//      until every raised flag is lowered, so once it returns no external task can be added
+//      any more.
 //   S2 close() then sets `closing_` and wakes every worker (sleep.wake_all(false)).
 //   S3 Workers keep running and stealing as usual: tasks spawned by running tasks are part
 //      of the drain. The worker whose park makes every worker idle, with no worker blocked
@@ -92,10 +93,11 @@
 #include <string>
 #include <vector>
 
-#include <concurrentqueue/concurrentqueue.h>
-
 #include "platform/platform.hpp"
+#include "core/injector.hpp"
+#include "core/producers.hpp"
 #include "core/scheduler.hpp"
+#include "core/submission_gate.hpp"
 #include "core/sleep.hpp"
 #include "core/task_source.hpp"
 #include "platform/topology.hpp"
@@ -108,25 +110,6 @@
 namespace weft::detail {
 
 class timer_service;
-
-// The injection queue. Its blocks hold 1024 task pointers (moodycamel's default is 32), for
-// memory after a burst: the queue keeps its blocks for reuse, and with 32 per block a small
-// block was allocated every 32 tasks, between their task blocks in the heap, so that once
-// the tasks were freed most gaps (32 x 144 bytes) held no whole page for malloc_trim to give
-// back (task_alloc.cpp): 20M queued tasks kept ~2.6 GiB resident after the drain. One 8 KiB
-// block per 1024 tasks leaves gaps of ~144 KiB, which trim returns nearly whole
-// (BENCHMARKS.md, "Memory after a burst"). The post path gains too: a producer whose block
-// is full takes a fresh one from the queue's free list (a compare-and-swap on the list
-// head and a read of a block a worker emptied last, both misses on another core's lines),
-// which with 32 slots happened every 32 posts and took a fifth of a one-producer post
-// profile. Dequeue costs do not depend on the block size
-// (an implicit producer's block counts dequeues with a counter either way); a pool starts
-// with 2 blocks (16 KiB) instead of moodycamel's 32.
-struct injector_traits : moodycamel::ConcurrentQueueDefaultTraits {
-  static constexpr std::size_t BLOCK_SIZE = 1024;
-};
-using injection_queue = moodycamel::ConcurrentQueue<task*, injector_traits>;
-inline constexpr std::size_t kInjectorInitialCapacity = 2 * injector_traits::BLOCK_SIZE;
 
 class lanes_source;  // runtime/layers/lanes.hpp
 class metrics_sink;  // runtime/layers/metrics_sink.hpp
@@ -190,10 +173,7 @@ class pool_impl {
   // S5 without closing (the base token fired).
   void start_cancelling() noexcept;
 
-  bool closed() const noexcept {
-    // acquire: pairs with the seq_cst fetch_or in close (S1).
-    return (gate_.load(std::memory_order_acquire) & kClosedBit) != 0;
-  }
+  bool closed() const noexcept { return gate_.closed(); }
   bool closing() const noexcept {
     // acquire: pairs with the seq_cst store in close (S2).
     return closing_.load(std::memory_order_acquire);
@@ -250,6 +230,8 @@ class pool_impl {
   // a grow found no vacant slot since (this one was still occupied): the thread re-attaches.
   bool release_slot(unsigned slot) noexcept;
 
+  // Producer slots made so far (producers.hpp, P4; tests).
+  std::size_t producer_slots() const { return producers_.slots(); }
   const pool_options& options() const noexcept { return options_; }
   worker& worker_at(unsigned i) noexcept { return *workers_[i]; }
   unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()); }
@@ -258,27 +240,25 @@ class pool_impl {
   const std::string& placement() const noexcept { return placement_; }
 
  private:
-  static constexpr std::uint64_t kClosedBit = 1;
-  static constexpr std::uint64_t kSubmitter = 2;
-
   void close_gate() noexcept;                        // S1
-  // S1, the submitter's side: enter_gate is false (and holds nothing) when the pool is
-  // closed or a forked child's copy; gate_pass holds the gate for one scope.
-  bool enter_gate() noexcept;
-  void leave_gate() noexcept;
+  // S1, the submitter's side: the calling thread's producer slot, inside the gate (G1), or
+  // null (holding nothing) when the pool is closed or a forked child's copy. Throws
+  // std::bad_alloc (the thread's first submission could not make its slot). gate_pass holds
+  // the gate for one scope.
+  producer_slot* enter_gate();
   class gate_pass {
    public:
-    explicit gate_pass(pool_impl& p) noexcept : p_(p), open_(p.enter_gate()) {}
+    explicit gate_pass(pool_impl& p) : slot_(p.enter_gate()) {}
     ~gate_pass() {
-      if (open_) p_.leave_gate();
+      if (slot_ != nullptr) submission_gate<std_sync>::leave(slot_->in_flight);  // G2
     }
     gate_pass(const gate_pass&) = delete;
     gate_pass& operator=(const gate_pass&) = delete;
-    explicit operator bool() const noexcept { return open_; }
+    explicit operator bool() const noexcept { return slot_ != nullptr; }
+    producer_slot& slot() const noexcept { return *slot_; }
 
    private:
-    pool_impl& p_;
-    bool open_;
+    producer_slot* slot_;
   };
   // inject with or without the capacity check (C2).
   submit_status inject_checked(task* t, bool check_capacity);
@@ -302,6 +282,7 @@ class pool_impl {
   pool_options options_;
   std::string placement_;
   injection_queue injector_{kInjectorInitialCapacity};
+  producer_registry producers_{injector_};  // after injector_: its tokens die first (producers.hpp, P3)
   source_registry sources_;
   std::shared_ptr<lanes_source> lanes_;  // see lanes()
   std::atomic<const scheduler_hooks*> hooks_{nullptr};
@@ -311,12 +292,13 @@ class pool_impl {
   std::vector<std::unique_ptr<worker>> workers_;
   std::stop_source stop_;
   std::optional<std::stop_callback<std::function<void()>>> base_link_;
-  // The two words every external post writes (the gate's RMW pair and count_accepted) share
-  // a line of their own. Nothing a worker reads per task may live on it: `cancelling_`, read
-  // by every execute, once sat here, and each post's RMW then had to take the line back from
-  // the worker (45% of a one-producer profile, at 2M posts/s into 1 worker).
-  alignas(destructive_interference) std::atomic<std::uint64_t> gate_{0};
-  std::atomic<std::uint64_t> accepted_ext_{0};  // count_accepted
+  // The gate's closed flag, read by every external post, written once; on a line of its own
+  // (nothing a worker writes per task may share it). Posts write nothing shared: their
+  // flags and counts are in their producer slots.
+  alignas(destructive_interference) submission_gate<std_sync> gate_;
+  // Tasks accepted outside the producer slots (run by their caller, cancelled at submission,
+  // into a layer's source): counted before they become visible (idle_now).
+  alignas(destructive_interference) std::atomic<std::uint64_t> accepted_ext_{0};
   alignas(destructive_interference) std::atomic<bool> closing_{false};
   std::atomic<bool> cancelling_{false};
   std::atomic<std::uint32_t> live_{0};  // workers that have not exited; futex word for close_until

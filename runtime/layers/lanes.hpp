@@ -44,7 +44,7 @@
 //       `dispatched` is seq_cst, then notify_address's seq_cst load of the waiter count;
 //       the waiter enlists with seq_cst, then re-reads `dispatched`: the store-buffering
 //       pattern, so either the re-check sees the new count or the notifier sees the
-//       waiter), a discard (the same), and close_gate (TS5: the closed bit is a seq_cst RMW). discard_oldest unlinks the lane's head under busy_ (the
+//       waiter), a discard (the same), and close_gate (TS5: the closed flag is a seq_cst store). discard_oldest unlinks the lane's head under busy_ (the
 //       consumer's lock: the discarder is a consumer for that one unlink), counts it in
 //       `dispatched` (LN1: it left the lane) and `discarded`, and cancels it outside the
 //       lock. A worker of this pool never waits for its own lane under block: it runs the
