@@ -10,14 +10,18 @@
 //
 // How each runtime is fed, the idiomatic fire-and-forget call from outside:
 // - weft: pool::post (the injection queue; workers take it in batches).
+// - weft_bulk: pool::post_bulk, 1024 tasks a call (one enqueue_bulk through the producer's
+//   token); the same tasks, so the column reads as "what batching the submissions buys".
 // - oneTBB: task_arena::enqueue (the arena's FIFO task stream; nobody joins the arena).
 //   The alternative, arena.execute + task_group::run, would make the submitter a member
 //   of the arena pushing onto its own deque: fork-join, not external submission.
 // - Boost.Asio: boost::asio::post to a thread_pool (one mutex-protected queue, a
 //   thread-local recycling allocator for the handlers).
 // - mutex: the std::mutex + std::condition_variable + std::deque pool (mutex_pool.hpp).
+#include <algorithm>
 #include <cstdint>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "harness.hpp"
@@ -70,6 +74,41 @@ void external_weft_bench(benchmark::State& state) {
   drained.report(state);
 }
 
+// As round, but each producer submits its share in post_bulk calls of kBulk tasks.
+constexpr std::int64_t kBulk = 1024;
+
+void external_weft_bulk_bench(benchmark::State& state) {
+  weft_runtime rt(threads(state));
+  countdown c;
+  const auto task = [&c] { c.arrive(); };
+  measure(
+      state,
+      [&] {
+        const int n = producers(state);
+        c.reset(kTasks);
+        std::vector<std::thread> threads;
+        threads.reserve(static_cast<std::size_t>(n));
+        for (int t = 0; t < n; ++t) {
+          const std::int64_t share = kTasks / n + (t < kTasks % n ? 1 : 0);
+          threads.emplace_back([&rt, &task, share] {
+            // post_bulk moves from its range; the lambda is a reference capture, so moving
+            // leaves every element as it was and one array serves every call.
+            std::vector<std::decay_t<decltype(task)>> chunk(static_cast<std::size_t>(kBulk), task);
+            for (std::int64_t done = 0; done < share;) {
+              const std::int64_t k = std::min(kBulk, share - done);
+              rt.pool().post_bulk(chunk.begin(), chunk.begin() + k);
+              done += k;
+            }
+          });
+        }
+        for (auto& t : threads) t.join();
+        c.wait();
+        return leftover(c);
+      },
+      0, static_cast<double>(kTasks), metric::tasks_per_second);
+  rt.report_stats(state);
+}
+
 #ifdef WEFT_HAVE_TBB
 void external_tbb_bench(benchmark::State& state) {
   countdown c;  // declared first: outlives the runtime's threads (a late notify_one)
@@ -96,6 +135,7 @@ void external_mutex_bench(benchmark::State& state) {
 
 void register_external() {
   register_runtime("external", "weft", external_weft_bench, "producers", kProducers);
+  register_runtime("external", "weft_bulk", external_weft_bulk_bench, "producers", kProducers);
 #ifdef WEFT_HAVE_TBB
   register_runtime("external", "tbb", external_tbb_bench, "producers", kProducers);
 #endif

@@ -206,8 +206,10 @@ void worker::leave_search() noexcept {
 }
 
 task* worker::from_injector() noexcept {
-  task* batch[kInjectorBatch];
-  const std::size_t n = pool_.injector().try_dequeue_bulk(consumer_, batch, kInjectorBatch);
+  task* batch[kInjectorBatchMax];
+  const std::size_t n = pool_.injector().try_dequeue_bulk(consumer_, batch, injector_batch_);
+  // Adaptive size (worker.hpp): doubles after a full batch, resets after a short one.
+  injector_batch_ = n == injector_batch_ ? std::min(2 * injector_batch_, kInjectorBatchMax) : kInjectorBatch;
   if (n == 0) return nullptr;
   pool_.release_credits(n);  // C1 of pool_impl.hpp; nothing when the pool is unbounded
   // Keep FIFO order for the owner: push the later ones so that pop returns batch[1] next.

@@ -17,7 +17,13 @@
 //   - Searching is bounded in time as well as in sweeps (kSearchBudget): spin_rounds is an
 //     upper bound, never a promise to burn CPU (spin_rounds = 1'000'000 used to make a get()
 //     of a 10 ms task take 2 s).
-//   - Order: tasks from the injection queue come in batches of kInjectorBatch; the owner
+//   - Batches adapt to the backlog: a worker takes kInjectorBatch tasks from the injection
+//     queue, and after a batch that came back full it asks for twice as many next time (up
+//     to kInjectorBatchMax), back to kInjectorBatch after one that did not: a deep queue is
+//     drained with few dequeues, a shallow one is shared between workers. A batch comes
+//     from one producer's sub-queue in its order (moodycamel's consumer token), so the
+//     order below holds for any batch size.
+//   - Order: tasks from the injection queue come in batches; the owner
 //     pushes a batch so that pop returns it oldest first, and skips the periodic injector
 //     poll while tasks of the last batch are still in its deque, so one outside thread's
 //     tasks start in submission order when one worker serves them (pool.hpp, "Order").
@@ -52,6 +58,7 @@ class worker {
  public:
   static constexpr unsigned kInjectorInterval = 61;
   static constexpr unsigned kInjectorBatch = 16;
+  static constexpr unsigned kInjectorBatchMax = 128;
   static constexpr std::int64_t kStealBatch = 32;
   // At most this long searching (stealing, polling the injection queue) before parking.
   static constexpr std::chrono::microseconds kSearchBudget{50};
@@ -202,6 +209,7 @@ class worker {
   // Owner-thread state.
   bool searching_ = false;
   unsigned tick_ = 0;
+  unsigned injector_batch_ = kInjectorBatch;  // the next batch's size (adaptive, above)
   unsigned ingress_cursor_ = 0;  // poll_ingress_in_turn: a source's id, or the source count for the injector
   unsigned depth_ = 0;  // nesting of execute() (help-while-waiting)
   isolation isolation_;
