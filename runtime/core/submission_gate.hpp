@@ -34,7 +34,9 @@ class submission_gate {
   bool enter(flag& f) noexcept {
     f.store(true, Sync::seq_cst);  // seq_cst: G1, in S before the load below (pairs with G3's load of f)
     if (closed_.load(Sync::seq_cst)) {  // seq_cst: G1, pairs with G3's store
-      f.store(false, Sync::relaxed);  // relaxed: we enqueued nothing; close only waits for this value
+      // release: we enqueued nothing now, but close's load of this value must still acquire
+      // our last G2 (C++20 no longer lets a later relaxed store continue its release sequence).
+      f.store(false, Sync::release);
       return false;
     }
     return true;

@@ -63,11 +63,10 @@
 //                          though the owner's G1 read closed_ false.
 // Not checked (a limit of the checker): Relacy continues a release sequence through later
 // plain stores of the same thread (C++11 rules); C++20 (P0982) ends it at the first store that
-// is not a read-modify-write. G1's refusal path lowers the flag with a relaxed store; close's
-// load reading that store does not synchronise with the G2 release before it under C++20
-// rules, so a producer's previous enqueue is ordered before close's return only by C++11's
-// release sequence (or by hardware: the store follows G1's seq_cst load). Relacy cannot show
-// this either way.
+// is not a read-modify-write. G1's refusal path therefore lowers the flag with a release store
+// of its own (it used to be relaxed), so close's load of it synchronises with it directly and
+// the producer's earlier enqueues are ordered before close's return under either rule; the
+// model cannot tell the two versions apart.
 #include "model_main.hpp"  // first: includes relacy_sync.hpp
 
 #include <mutex>
