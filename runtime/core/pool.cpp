@@ -117,9 +117,11 @@ void throw_pool_closed(const pool_impl& impl) {
 }
 
 producer_slot* pool_impl::enter_gate() {
-  if (forked()) return nullptr;
+  if (forked() || closed()) return nullptr;  // no slot for a refusal (G1 decides the race)
   producer_slot& slot = producers_.mine();
-  return gate_.enter(slot.in_flight) ? &slot : nullptr;  // G1
+  if (gate_.enter(slot.in_flight)) return &slot;  // G1
+  if (slot.transient) producer_registry::release_transient(slot);  // P4
+  return nullptr;
 }
 
 submit_status pool_impl::inject_checked(task* t, bool check_capacity) {
@@ -160,7 +162,17 @@ bool pool_impl::inject_bulk(task* const* tasks, std::size_t n) {
     if (!pass) return false;
     producer_slot& slot = pass.slot();
     slot.count_accepted(n);  // before the tasks are visible (idle_now)
+#if defined(__GNUC__) && !defined(__clang__)
+// g++ 12 reports a write of "8 bytes into a region of size 0" on an atomic load inlined from
+// moodycamel's ExplicitProducer::enqueue_bulk (-Wstringop-overflow): a false positive of its
+// object-size tracking through the producer's block index (a load writes nothing).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
     queued = injector_.enqueue_bulk(*slot.token, tasks, n);
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
     if (!queued) slot.uncount_accepted(n);
   }
   if (!queued) throw std::bad_alloc();

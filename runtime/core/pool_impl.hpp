@@ -242,15 +242,18 @@ class pool_impl {
  private:
   void close_gate() noexcept;                        // S1
   // S1, the submitter's side: the calling thread's producer slot, inside the gate (G1), or
-  // null (holding nothing) when the pool is closed or a forked child's copy. Throws
-  // std::bad_alloc (the thread's first submission could not make its slot). gate_pass holds
-  // the gate for one scope.
+  // null (holding nothing) when the pool is closed or a forked child's copy (checked first:
+  // a thread's first submission to a closed pool makes no slot). Throws std::bad_alloc (the
+  // thread's first submission could not make its slot). gate_pass holds the gate for one
+  // scope.
   producer_slot* enter_gate();
   class gate_pass {
    public:
     explicit gate_pass(pool_impl& p) : slot_(p.enter_gate()) {}
     ~gate_pass() {
-      if (slot_ != nullptr) submission_gate<std_sync>::leave(slot_->in_flight);  // G2
+      if (slot_ == nullptr) return;
+      submission_gate<std_sync>::leave(slot_->in_flight);  // G2
+      if (slot_->transient) [[unlikely]] producer_registry::release_transient(*slot_);  // P4
     }
     gate_pass(const gate_pass&) = delete;
     gate_pass& operator=(const gate_pass&) = delete;

@@ -16,8 +16,7 @@ namespace {
 std::atomic<std::uint64_t> next_serial{1};
 
 // Set when this thread's held_slots was destroyed: a submission from a later thread_local
-// destructor then takes a slot that it keeps until the pool is destroyed (it cannot be
-// given back: nothing runs after that destructor).
+// destructor then takes a transient slot, given back as it leaves the gate (P4).
 constinit thread_local bool tls_slots_gone = false;
 
 // The slots this thread holds, one per pool it submitted to; given back at thread exit (P1).
@@ -67,13 +66,15 @@ producer_slot& producer_registry::mine_slow() {
     }
   }
   std::shared_ptr<producer_slot> slot = take_slot();
-  if (!tls_slots_gone) {
-    try {
-      tls_held.slots.emplace_back(serial_, slot);
-    } catch (...) {
-      slot->owned.store(false, std::memory_order_release);  // release: P1, as in ~held_slots
-      throw;
-    }
+  if (tls_slots_gone) {  // P4: for this submission only; nothing caches it
+    slot->transient = true;
+    return *slot;  // the registry keeps it alive
+  }
+  try {
+    tls_held.slots.emplace_back(serial_, slot);
+  } catch (...) {
+    slot->owned.store(false, std::memory_order_release);  // release: P1, as in ~held_slots
+    throw;
   }
   tls_producer_serial = serial_;
   tls_producer_slot = slot.get();

@@ -26,7 +26,10 @@
 //      the registry's serial (process-unique, never reused, so a new pool at a dead pool's
 //      address never matches); a miss looks in the thread's list, then takes a free slot or
 //      makes one. A pool gets at most one slot per thread that is alive and has submitted to
-//      it: a thread that exits gives its slot back for the next thread.
+//      it: a thread that exits gives its slot back for the next thread. A submission made
+//      after the thread's slot list was destroyed (from a later thread_local destructor)
+//      takes a slot for that one submission (`transient`) and gives it back when it leaves
+//      the gate; nothing caches it.
 #pragma once
 
 #include <atomic>
@@ -49,6 +52,9 @@ struct alignas(destructive_interference) producer_slot {
   std::optional<moodycamel::ProducerToken> token;  // reset by the registry's destructor (P3)
   producer_slot* next = nullptr;                   // immutable once linked (P2)
   std::atomic<bool> owned{true};                   // P1
+  // Taken for one submission by a thread whose slot list is gone (P4): given back by the
+  // gate's leave (pool_impl::gate_pass). Written only by the holder.
+  bool transient = false;
   std::atomic<bool> retired{false};                // P3
 
   // Before the task becomes visible (idle_now's S); only the holder writes it (P1).
@@ -72,10 +78,16 @@ class producer_registry {
   producer_registry(const producer_registry&) = delete;
   producer_registry& operator=(const producer_registry&) = delete;
 
-  // The calling thread's slot (P4). Throws std::bad_alloc (a new slot or token).
+  // The calling thread's slot (P4); if `transient` is set, the caller gives it back
+  // (release_transient) once done with it. Throws std::bad_alloc (a new slot or token).
   producer_slot& mine() {
     if (tls_producer_serial == serial_) [[likely]] return *tls_producer_slot;
     return mine_slow();
+  }
+
+  static void release_transient(producer_slot& s) noexcept {
+    s.transient = false;
+    s.owned.store(false, std::memory_order_release);  // release: P1, pairs with take_slot's acquire CAS
   }
 
   // fn(slot) for every slot linked so far (P2).

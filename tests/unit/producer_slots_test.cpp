@@ -3,8 +3,7 @@
 // (runtime/core/submission_gate.hpp, G1-G3), tried the way users break them: threads that
 // come and go, threads that outlive their pools, pools that come and go under one thread
 // (at the same address), one thread switching between pools, close() and wait_idle() racing
-// many producers, per-producer FIFO, fork(), and posts from thread_local destructors (one
-// DISABLED_ test: it fails on the runtime as it is, see its comment).
+// many producers, per-producer FIFO, fork(), and posts from thread_local destructors.
 //
 // Each test says which breakage it catches. Scenarios that could hang (a close that waits on
 // a flag nobody lowers, a wait_idle that never sees idle) run under tests/watchdog.hpp.
@@ -546,8 +545,7 @@ TEST(ProducerSlots, ForkedChildRefusesParentsPoolAndUsesItsOwn) {
 // to it: a thread that exits gives its slot back for the next thread"; producers.cpp's
 // comment on tls_slots_gone knows about this path but calls it harmless. With 100 such
 // threads, one after the other, the pool has 100 slots instead of 1.
-// DISABLED: fails on 2904c6c (slots == threads); reported, not fixed here. Enable it with
-// the fix (or run with --gtest_also_run_disabled_tests).
+// Failed on 2904c6c (slots == threads); fixed by transient slots (producers.hpp, P4).
 struct flush_at_exit {
   weft::pool* pool = nullptr;
   std::atomic<int>* ran = nullptr;
@@ -557,7 +555,7 @@ struct flush_at_exit {
 };
 thread_local flush_at_exit tls_flusher;
 
-TEST(ProducerSlots, DISABLED_PostFromThreadLocalDestructorGivesItsSlotBack) {
+TEST(ProducerSlots, PostFromThreadLocalDestructorGivesItsSlotBack) {
   constexpr int kThreads = 100;
   weft::pool p(unpinned(1));
   std::atomic<int> ran{0};
