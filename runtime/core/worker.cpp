@@ -206,8 +206,13 @@ void worker::leave_search() noexcept {
 }
 
 task* worker::from_injector() noexcept {
+  if (trickle_until_ != 0) [[unlikely]] {  // trickle pacing (worker.hpp)
+    if (now_ns() < trickle_until_) return nullptr;
+    trickle_until_ = 0;
+  }
   task* batch[kInjectorBatchMax];
   const std::size_t n = pool_.injector().try_dequeue_bulk(consumer_, batch, injector_batch_);
+  if (n != 0 && n < kTrickleBatch) trickle_until_ = now_ns() + kTrickleGapNs;
   // Adaptive size (worker.hpp): doubles after a full batch, resets after a short one.
   injector_batch_ = n == injector_batch_ ? std::min(2 * injector_batch_, kInjectorBatchMax) : kInjectorBatch;
   if (n == 0) return nullptr;
@@ -384,6 +389,7 @@ worker::park_result worker::park(bool (*ready)(const void*) noexcept, const void
   // A worker that blocks inside a wait may leave tasks in its deque below the wait: make
   // sure somebody is awake to take them.
   if (in_wait && queued() > 0) sleep.notify_work();
+  trickle_until_ = 0;  // woken, this worker dequeues at once (trickle pacing, worker.hpp)
   const auto ticket = sleep.begin_park(index_, searching_, in_wait);
   set_searching(false);
   // Termination decided before we enlisted (any close(): the last worker to park can

@@ -23,6 +23,17 @@
 //     drained with few dequeues, a shallow one is shared between workers. A batch comes
 //     from one producer's sub-queue in its order (moodycamel's consumer token), so the
 //     order below holds for any batch size.
+//   - Trickle pacing: a worker whose last dequeue from the injection queue found fewer than
+//     kTrickleBatch tasks does not dequeue again for kTrickleGapNs (it still steals and runs
+//     its deque meanwhile). A worker that keeps up with one producer otherwise polls the
+//     producer's sub-queue after every task, and each poll and each small dequeue moves the
+//     producer's tail line (and the task blocks' lines) between cores: on the 2-CPU VM that
+//     ping-pong, not either side's work, set the rate (3-4M posts/s into one worker). Pacing
+//     lets a batch build up. It costs a spinning worker up to kTrickleGapNs of latency on a
+//     task that arrives during the gap; a parked worker polls at once when woken (park()
+//     clears the gap), so the latency into a parked pool is unchanged. Nothing is stranded
+//     by it: the re-checks of the sleep protocol (T2, T3) look at the queue itself
+//     (any_work), not through from_injector.
 //   - Order: tasks from the injection queue come in batches; the owner
 //     pushes a batch so that pop returns it oldest first, and skips the periodic injector
 //     poll while tasks of the last batch are still in its deque, so one outside thread's
@@ -59,6 +70,12 @@ class worker {
   static constexpr unsigned kInjectorInterval = 61;
   static constexpr unsigned kInjectorBatch = 16;
   static constexpr unsigned kInjectorBatchMax = 128;
+  // Trickle pacing (below): a dequeue that found fewer tasks than this ...
+  static constexpr std::size_t kTrickleBatch = 4;
+  // ... keeps this worker off the injection queue for this long (tuned on the 2-CPU VM,
+  // BENCHMARKS.md "The submission path": 1.2 us of pacing gave 6.7-8.3M posts/s into one
+  // worker, 4.8 us 9.1-9.9M, none 2.9-4.1M).
+  static constexpr std::uint64_t kTrickleGapNs = 3000;
   static constexpr std::int64_t kStealBatch = 32;
   // At most this long searching (stealing, polling the injection queue) before parking.
   static constexpr std::chrono::microseconds kSearchBudget{50};
@@ -210,6 +227,7 @@ class worker {
   bool searching_ = false;
   unsigned tick_ = 0;
   unsigned injector_batch_ = kInjectorBatch;  // the next batch's size (adaptive, above)
+  std::uint64_t trickle_until_ = 0;  // now_ns() before which from_injector does not dequeue (pacing, above)
   unsigned ingress_cursor_ = 0;  // poll_ingress_in_turn: a source's id, or the source count for the injector
   unsigned depth_ = 0;  // nesting of execute() (help-while-waiting)
   isolation isolation_;
