@@ -39,21 +39,28 @@ int producers(const benchmark::State& state) { return static_cast<int>(state.ran
 // The countdown's value once the round has been waited for: 0 unless a task ran twice.
 std::uint64_t leftover(const countdown& c) { return static_cast<std::uint64_t>(c.left()); }
 
-// One round: `n` producer threads post kTasks tasks through post(task), then wait.
-template <class Post>
-std::uint64_t round(int n, countdown& c, const Post& post) {
+// One round: `n` producer threads each run produce(share), which must submit `share` tasks
+// that arrive at `c`, then wait for all kTasks.
+template <class Produce>
+std::uint64_t round_with(int n, countdown& c, const Produce& produce) {
   c.reset(kTasks);
   std::vector<std::thread> threads;
   threads.reserve(static_cast<std::size_t>(n));
   for (int t = 0; t < n; ++t) {
     const std::int64_t share = kTasks / n + (t < kTasks % n ? 1 : 0);
-    threads.emplace_back([&post, &c, share] {
-      for (std::int64_t i = 0; i < share; ++i) post([&c] { c.arrive(); });
-    });
+    threads.emplace_back([&produce, share] { produce(share); });
   }
   for (auto& t : threads) t.join();
   c.wait();
   return leftover(c);
+}
+
+// One round: `n` producer threads post kTasks tasks through post(task), then wait.
+template <class Post>
+std::uint64_t round(int n, countdown& c, const Post& post) {
+  return round_with(n, c, [&post, &c](std::int64_t share) {
+    for (std::int64_t i = 0; i < share; ++i) post([&c] { c.arrive(); });
+  });
 }
 
 template <class Post>
@@ -81,31 +88,18 @@ void external_weft_bulk_bench(benchmark::State& state) {
   weft_runtime rt(threads(state));
   countdown c;
   const auto task = [&c] { c.arrive(); };
-  measure(
-      state,
-      [&] {
-        const int n = producers(state);
-        c.reset(kTasks);
-        std::vector<std::thread> threads;
-        threads.reserve(static_cast<std::size_t>(n));
-        for (int t = 0; t < n; ++t) {
-          const std::int64_t share = kTasks / n + (t < kTasks % n ? 1 : 0);
-          threads.emplace_back([&rt, &task, share] {
-            // post_bulk moves from its range; the lambda is a reference capture, so moving
-            // leaves every element as it was and one array serves every call.
-            std::vector<std::decay_t<decltype(task)>> chunk(static_cast<std::size_t>(kBulk), task);
-            for (std::int64_t done = 0; done < share;) {
-              const std::int64_t k = std::min(kBulk, share - done);
-              rt.pool().post_bulk(chunk.begin(), chunk.begin() + k);
-              done += k;
-            }
-          });
-        }
-        for (auto& t : threads) t.join();
-        c.wait();
-        return leftover(c);
-      },
-      0, static_cast<double>(kTasks), metric::tasks_per_second);
+  const auto produce = [&rt, &task](std::int64_t share) {
+    // post_bulk moves from its range; the lambda is a reference capture, so moving leaves
+    // every element as it was and one array serves every call.
+    std::vector<std::decay_t<decltype(task)>> chunk(static_cast<std::size_t>(kBulk), task);
+    for (std::int64_t done = 0; done < share;) {
+      const std::int64_t k = std::min(kBulk, share - done);
+      rt.pool().post_bulk(chunk.begin(), chunk.begin() + k);
+      done += k;
+    }
+  };
+  measure(state, [&] { return round_with(producers(state), c, produce); }, 0, static_cast<double>(kTasks),
+          metric::tasks_per_second);
   rt.report_stats(state);
 }
 
